@@ -1,0 +1,3 @@
+from mercato_cli.main import main
+
+main()

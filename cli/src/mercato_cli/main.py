@@ -1,0 +1,172 @@
+"""The `mercato` command: run, inspect and operate a Mercato platform."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+
+import orjson
+
+from mercato_cli import logs as logview
+from mercato_cli.datadir import DataDir, resolve_data_dir
+from mercato_cli.topology import SERVICES, SERVICES_BY_NAME
+
+
+def _replicas(values: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        for item in value.split(","):
+            name, _, number = item.partition("=")
+            if name not in SERVICES_BY_NAME:
+                known = ", ".join(SERVICES_BY_NAME)
+                raise argparse.ArgumentTypeError(f"unknown service {name!r} (known: {known})")
+            if not number.isdigit() or not 1 <= int(number) <= 16:
+                raise argparse.ArgumentTypeError(f"replicas for {name} must be 1..16")
+            counts[name] = int(number)
+    return counts
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mercato", description=__doc__)
+    parser.add_argument(
+        "--data-dir", help="platform data dir (default $MERCATO_DATA_DIR or .mercato/)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the whole platform here (embedded default)")
+    up.add_argument("--port", type=_port, help="gateway port (default $MERCATO_PORT or 8080)")
+    up.add_argument(
+        "--replicas", action="append", default=[], metavar="NAME=N",
+        help="run N instances of a service (repeatable, or comma-separated)",
+    )  # fmt: skip
+    up.add_argument("--no-seed", action="store_true", help="do not load the demo catalog")
+    up.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for ready")
+
+    status = commands.add_parser("status", help="list running instances and their readiness")
+    status.add_argument("--json", action="store_true", help="print a JSON list")
+
+    logs = commands.add_parser("logs", help="show the merged logs of all processes")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+    logs.add_argument("--service", action="append", default=[], help="only this service")
+    logs.add_argument("--level", choices=sorted(logview.LEVELS), help="minimum level")
+    logs.add_argument("--trace", help="only records of this trace id")
+    logs.add_argument("--since", help="only records at or after this UTC time (ISO 8601)")
+    logs.add_argument("-n", "--lines", type=int, default=200, help="last N records (0 = all)")
+
+    commands.add_parser("migrate", help="apply every service's database migrations")
+    commands.add_parser("seed", help="load the demo catalog into the running platform")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    data = DataDir(resolve_data_dir(args.data_dir))
+    handler = {
+        "up": cmd_up,
+        "status": cmd_status,
+        "logs": cmd_logs,
+        "migrate": cmd_migrate,
+        "seed": cmd_seed,
+    }[args.command]
+    try:
+        code = handler(args, data)
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)
+
+
+def cmd_up(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.supervisor import PlatformAlreadyRunningError, Supervisor
+
+    port = args.port or _port(os.environ.get("MERCATO_PORT", "8080"))
+    supervisor = Supervisor(
+        data,
+        replicas=_replicas(args.replicas),
+        gateway_port=port,
+        seed=not args.no_seed,
+        ready_timeout=args.ready_timeout,
+        say=lambda line: print(line, flush=True),
+    )
+    try:
+        return asyncio.run(supervisor.run())
+    except PlatformAlreadyRunningError as error:
+        print(f"mercato up: {error}", file=sys.stderr)
+        return 1
+
+
+def cmd_status(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.status import instance_status, render_table
+
+    rows = asyncio.run(instance_status(data))
+    if rows is None:
+        if args.json:
+            print("[]")
+        else:
+            print(f"no platform is running on {data.root}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(rows).decode() if args.json else render_table(rows))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, data: DataDir) -> int:
+    if not data.logs.is_dir():
+        print(f"no logs under {data.logs}", file=sys.stderr)
+        return 1
+    rule = logview.LogFilter(
+        services=frozenset(args.service),
+        min_level=logview.LEVELS[args.level] if args.level else 0,
+        trace_id=args.trace,
+        since=args.since,
+    )
+    colour = sys.stdout.isatty()
+    palette: dict[str, int] = {}
+    records = list(logview.select(logview.read_all(data.logs), rule))
+    for record in records[-args.lines :] if args.lines else records:
+        print(logview.render(record, colour=colour, palette=palette))
+    if args.follow:
+        follower = logview.Follower(data.logs)
+        follower.start_at_end()
+        try:
+            for record in logview.select(follower.follow(), rule):
+                print(logview.render(record, colour=colour, palette=palette), flush=True)
+        finally:
+            follower.close()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, data: DataDir) -> int:
+    env = {**os.environ, "MERCATO_DATA_DIR": str(data.root)}
+    failed = 0
+    for spec in SERVICES:
+        result = subprocess.run(
+            [sys.executable, "-m", spec.module, "migrate"], env=env, check=False
+        )
+        print(f"{spec.name}: {'migrated' if result.returncode == 0 else 'FAILED'}")
+        failed += result.returncode != 0
+    return 1 if failed else 0
+
+
+def cmd_seed(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.seed import seed_platform
+
+    state = data.read_state()
+    if state is None:
+        print(f"no platform is running on {data.root}", file=sys.stderr)
+        return 1
+    catalog = next(i["url"] for i in state["instances"] if i["service"] == "catalog")
+    created = asyncio.run(
+        seed_platform(
+            catalog_url=catalog, secret=data.secret("internal_secret"), only_if_empty=False
+        )
+    )
+    print(f"created {created} products")
+    return 0

@@ -1,0 +1,349 @@
+"""`mercato up`: run the embedded platform as supervised OS processes.
+
+nats-server first, then every service instance on its own port with its own environment;
+a crashed instance is restarted with exponential backoff; SIGINT/SIGTERM stop everything
+in reverse order and nothing is left behind (children also die with us via PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import aiohttp
+import orjson
+
+from chassis import EmbeddedNatsServer, die_with_parent, free_port
+from mercato_cli.datadir import DataDir
+from mercato_cli.seed import seed_platform
+from mercato_cli.status import is_ready
+from mercato_cli.topology import SERVICES, ServiceSpec
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
+STABLE_AFTER = 30.0  # an instance up this long has its backoff reset
+STOP_GRACE = 15.0
+
+
+@dataclass
+class Instance:
+    spec: ServiceSpec
+    index: int
+    port: int
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    backoff: float = BACKOFF_START
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def instance_id(self) -> str:
+        return f"{self.spec.name}-{self.index}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class PlatformAlreadyRunningError(RuntimeError):
+    pass
+
+
+class Supervisor:
+    def __init__(
+        self,
+        data: DataDir,
+        *,
+        replicas: dict[str, int],
+        gateway_port: int,
+        seed: bool = True,
+        ready_timeout: float = 60.0,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.data = data
+        self.replicas = replicas
+        self.gateway_port = gateway_port
+        self.seed = seed
+        self.ready_timeout = ready_timeout
+        self.say = say
+        self.instances: list[Instance] = []
+        self.nats: EmbeddedNatsServer | None = None
+        self.stopping = asyncio.Event()
+        self._lock: IO[str] | None = None
+        self._events: IO[bytes] | None = None
+        self._started = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self.data.create()
+        self._take_lock()
+        self._events = (self.data.logs / "supervisor.log").open("ab")
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stopping.set)
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            await self._start_nats()
+            self.instances = self._plan()
+            for instance in self.instances:
+                await self._spawn(instance)
+            self._save_state()
+            watchers = [asyncio.create_task(self._watch(i)) for i in self.instances]
+            watchers.append(asyncio.create_task(self._watch_nats()))
+            if not await self._wait_ready():
+                return 1
+            self._print_table()
+            if self.seed:
+                await self._seed()
+            self.say("Press Ctrl-C to stop.")
+            await self.stopping.wait()
+            return 0
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            await self._shutdown()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    def _take_lock(self) -> None:
+        handle = self.data.lock_file.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise PlatformAlreadyRunningError(
+                f"a platform is already running on {self.data.root}; "
+                "stop it first or use another --data-dir"
+            ) from None
+        self._lock = handle
+
+    def _plan(self) -> list[Instance]:
+        plan = []
+        taken: set[int] = {self.gateway_port}
+        if self.nats is not None:
+            taken.add(self.nats.port)
+        for spec in SERVICES:
+            for index in range(1, self.replicas.get(spec.name, 1) + 1):
+                preferred = spec.preferred_port + 100 * (index - 1)
+                port = free_port(preferred=preferred if preferred not in taken else None)
+                while port in taken:
+                    port = free_port()
+                taken.add(port)
+                plan.append(Instance(spec, index, port))
+        return plan
+
+    async def _start_nats(self) -> None:
+        self.nats = EmbeddedNatsServer(
+            self.data.nats_store,
+            port=free_port(preferred=4222),
+            log_file=self.data.logs / "nats.log",
+        )
+        await asyncio.to_thread(self.nats.start)
+        self._event("started", target="nats", pid=self.nats.pid, url=self.nats.url)
+
+    def _environment(self, instance: Instance) -> dict[str, str]:
+        assert self.nats is not None
+        env = dict(os.environ)
+        env.update(
+            {
+                "MERCATO_DATA_DIR": str(self.data.root),
+                "MERCATO_ENVIRONMENT": os.environ.get("MERCATO_ENVIRONMENT", "dev"),
+                "MERCATO_BROKER_URL": self.nats.url,
+                "MERCATO_INSTANCE_ID": instance.instance_id,
+                "MERCATO_INTERNAL_SECRET": self.data.secret("internal_secret"),
+                "PYTHONUNBUFFERED": "1",
+                instance.spec.port_variable: str(instance.port),
+            }
+        )
+        return env
+
+    async def _spawn(self, instance: Instance) -> None:
+        if instance.log is None:
+            instance.log = (self.data.logs / f"{instance.instance_id}.log").open("ab")
+        instance.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            instance.spec.module,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=instance.log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=self._environment(instance),
+            start_new_session=True,  # a terminal's Ctrl-C reaches us only; we stop them in order
+            preexec_fn=die_with_parent,
+        )
+        instance.started_at = time.monotonic()
+        self._event("started", target=instance.instance_id, pid=instance.process.pid)
+
+    async def _watch(self, instance: Instance) -> None:
+        while not self.stopping.is_set():
+            assert instance.process is not None
+            code = await instance.process.wait()
+            if self.stopping.is_set():
+                return
+            lived = time.monotonic() - instance.started_at
+            if lived > STABLE_AFTER:
+                instance.backoff = BACKOFF_START
+            delay = instance.backoff
+            instance.backoff = min(instance.backoff * 2, BACKOFF_MAX)
+            reason = f"signal {-code}" if code < 0 else f"status {code}"
+            self.say(f"{instance.instance_id} exited ({reason}); restarting in {delay:.1f}s")
+            self._event("exited", target=instance.instance_id, code=code, restart_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            if self.stopping.is_set():
+                return
+            instance.restarts += 1
+            await self._spawn(instance)
+            self._save_state()
+
+    async def _watch_nats(self) -> None:
+        assert self.nats is not None
+        while not self.stopping.is_set():
+            await asyncio.sleep(0.5)
+            code = self.nats.poll()
+            if code is not None and not self.stopping.is_set():
+                self.say(f"nats-server exited (status {code}); restarting")
+                self._event("exited", target="nats", code=code)
+                try:
+                    await asyncio.to_thread(self.nats.start)
+                except (RuntimeError, TimeoutError) as error:
+                    self.say(f"nats-server did not come back: {error}")
+                    continue
+                self._save_state()
+
+    async def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + self.ready_timeout
+        pending = {i.instance_id: i for i in self.instances}
+        timeout = aiohttp.ClientTimeout(total=1.0)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while pending:
+                if self.stopping.is_set():
+                    return False
+                if time.monotonic() > deadline:
+                    names = ", ".join(sorted(pending))
+                    self.say(
+                        f"not ready after {self.ready_timeout:.0f}s: {names} "
+                        f"(see `mercato logs --service ...` or {self.data.logs})"
+                    )
+                    return False
+                results = await asyncio.gather(
+                    *(is_ready(session, i.url) for i in pending.values())
+                )
+                for instance_id, ready in zip(list(pending), results, strict=True):
+                    if ready:
+                        del pending[instance_id]
+                if pending:
+                    await asyncio.sleep(0.05)
+        return True
+
+    async def _seed(self) -> None:
+        catalogs = [i.url for i in self.instances if i.spec.name == "catalog"]
+        try:
+            created = await seed_platform(
+                catalog_url=catalogs[0],
+                secret=self.data.secret("internal_secret"),
+                only_if_empty=True,
+            )
+        except (aiohttp.ClientError, RuntimeError) as error:
+            self.say(f"seeding the demo catalog failed: {error}")
+            return
+        if created:
+            self.say(f"Seeded the demo catalog: {created} products.")
+
+    async def _shutdown(self) -> None:
+        if self.instances:
+            self.say("Stopping…")
+        # Reverse start order: the edge stops taking work before what it depends on goes.
+        for spec in reversed(SERVICES):
+            group = [i for i in self.instances if i.spec is spec]
+            await asyncio.gather(*(self._stop(i) for i in group))
+        if self.nats is not None:
+            await asyncio.to_thread(self.nats.stop)
+            self._event("stopped", target="nats")
+        self.data.clear_state()
+        for instance in self.instances:
+            if instance.log is not None:
+                instance.log.close()
+        if self._events is not None:
+            self._events.close()
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+
+    async def _stop(self, instance: Instance) -> None:
+        process = instance.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        self._event("stopped", target=instance.instance_id, code=process.returncode)
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        assert self.nats is not None
+        self.data.write_state(
+            {
+                "supervisor_pid": os.getpid(),
+                "data_dir": str(self.data.root),
+                "broker_url": self.nats.url,
+                "nats_pid": self.nats.pid,
+                "gateway_port": self.gateway_port,
+                "instances": [
+                    {
+                        "service": i.spec.name,
+                        "instance": i.instance_id,
+                        "url": i.url,
+                        "pid": i.process.pid if i.process else None,
+                        "restarts": i.restarts,
+                    }
+                    for i in self.instances
+                ],
+            }
+        )
+
+    def _print_table(self) -> None:
+        assert self.nats is not None
+        elapsed = time.monotonic() - self._started
+        rows = [("nats", "nats", self.nats.url, str(self.nats.pid))]
+        rows += [
+            (i.spec.name, i.instance_id, i.url, str(i.process.pid if i.process else ""))
+            for i in self.instances
+        ]
+        widths = [
+            max(len(r[c]) for r in [("SERVICE", "INSTANCE", "URL", "PID"), *rows]) for c in range(4)
+        ]
+        self.say(f"Mercato is up in {elapsed:.1f}s (data dir {self.data.root})")
+        for row in [("SERVICE", "INSTANCE", "URL", "PID"), *rows]:
+            self.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        self._event("ready", seconds=round(elapsed, 3))
+
+    def _event(self, event: str, **fields: Any) -> None:
+        if self._events is None:
+            return
+        record = {
+            "time": datetime.now(UTC).isoformat(),
+            "service": "supervisor",
+            "level": "info",
+            "event": event,
+            **fields,
+        }
+        self._events.write(orjson.dumps(record) + b"\n")
+        self._events.flush()

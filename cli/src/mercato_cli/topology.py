@@ -1,0 +1,26 @@
+"""What a Mercato platform is made of: the services `mercato up` runs, in start order.
+
+The CLI knows services only by how to start them and where they listen; it never imports
+them (they may not even be installed in the same environment in production).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str  # `python -m <module>` serves; `python -m <module> migrate` migrates
+    preferred_port: int  # used when free, so URLs are stable from one run to the next
+    env_prefix: str
+
+    @property
+    def port_variable(self) -> str:
+        return f"{self.env_prefix}PORT"
+
+
+SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("catalog", "catalog", 8001, "CATALOG_"),)
+
+SERVICES_BY_NAME = {spec.name: spec for spec in SERVICES}

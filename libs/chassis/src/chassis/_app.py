@@ -1,0 +1,121 @@
+"""`create_app`: a FastAPI application with everything a Mercato service needs around it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.responses import Response
+
+from chassis._guards import GuardedRoute
+from chassis._identity import InternalTokenCodec
+from chassis._logging import configure_logging
+from chassis._middleware import ServiceMiddleware
+from chassis._problems import install_problem_handlers, request_problem
+from chassis._settings import ServiceSettings
+
+__all__ = ["ReadinessCheck", "create_app"]
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+log = structlog.get_logger("chassis.app")
+
+
+def create_app(
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter] = (),
+    *,
+    title: str | None = None,
+    version: str = "0.1.0",
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    lifespan: Lifespan | None = None,
+    readiness_timeout: float = 2.0,
+    configure_logs: bool = True,
+) -> FastAPI:
+    """A service's FastAPI app with health, metrics, JSON logs and problem+json errors.
+
+    `readiness` names the checks `/readyz` runs (e.g. the database, the broker); each is an
+    async callable that raises when its dependency is not usable. `lifespan` is the
+    service's own start-up/shutdown (open and close its adapters).
+    """
+    if configure_logs:
+        configure_logging(
+            service=settings.service_name, instance=settings.instance_id, level=settings.log_level
+        )
+    checks = dict(readiness or {})
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("starting", version=version, port=settings.port)
+        if lifespan is None:
+            yield
+        else:
+            async with lifespan(app):
+                yield
+        log.info("stopped")
+
+    app = FastAPI(
+        title=title or settings.service_name,
+        version=version,
+        lifespan=app_lifespan,
+    )
+    app.router.route_class = GuardedRoute
+    app.state.settings = settings
+    app.state.internal_tokens = InternalTokenCodec(
+        settings.internal_secret.get_secret_value().encode()
+    )
+    install_problem_handlers(app)
+    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        results = await _run_checks(checks, timeout=readiness_timeout)
+        failed = {name: error for name, error in results.items() if error is not None}
+        summary = {name: "ok" if error is None else "failing" for name, error in results.items()}
+        if failed:
+            return request_problem(
+                request,
+                503,
+                title="Not ready",
+                detail="; ".join(f"{name}: {error}" for name, error in failed.items()),
+                slug="not-ready",
+                extra={"checks": summary},
+            )
+        return JSONResponse({"status": "ready", "checks": summary})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def _run_checks(
+    checks: Mapping[str, ReadinessCheck],
+    *,
+    timeout: float,  # noqa: ASYNC109
+) -> dict[str, str | None]:
+    async def run(check: ReadinessCheck) -> str | None:
+        try:
+            await asyncio.wait_for(check(), timeout)
+        except TimeoutError:
+            return f"no answer within {timeout}s"
+        except Exception as error:  # a failing dependency is reported, not raised
+            return type(error).__name__
+        return None
+
+    names = list(checks)
+    outcomes = await asyncio.gather(*(run(checks[name]) for name in names))
+    return dict(zip(names, outcomes, strict=True))

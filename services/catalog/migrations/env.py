@@ -1,0 +1,4 @@
+from catalog.adapters.orm import metadata
+from chassis import run_alembic_env
+
+run_alembic_env(metadata)

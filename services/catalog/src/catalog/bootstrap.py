@@ -1,0 +1,47 @@
+"""Catalog's composition root: settings in, adapters built, the app out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from catalog.adapters.repository import SqlCatalogUnitOfWork
+from catalog.entrypoints.api import build_router
+from catalog.settings import CatalogSettings
+from chassis import Database, create_app, find_migrations, upgrade_database
+
+VERSION = "0.1.0"
+
+
+def migrate(settings: CatalogSettings) -> None:
+    upgrade_database(settings.database_url, find_migrations(__file__))
+
+
+def build_app(settings: CatalogSettings) -> FastAPI:
+    database = Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.should_migrate_on_start:
+            await asyncio.to_thread(migrate, settings)
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    router = build_router(
+        reader=lambda: SqlCatalogUnitOfWork(database, write=False),
+        writer=lambda: SqlCatalogUnitOfWork(database, write=True),
+        max_page_size=settings.max_page_size,
+    )
+    return create_app(
+        settings,
+        [router],
+        title="Mercato catalog",
+        version=VERSION,
+        readiness={"database": database.ping},
+        lifespan=lifespan,
+    )
