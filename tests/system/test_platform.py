@@ -85,12 +85,15 @@ def test_up_status_serve_heal_and_stop_cleanly(
 ) -> None:
     data_dir, supervisor = platform
 
-    rows = wait_until(
-        lambda: (r := status(data_dir)) and len(r) == 2 and all(i["ready"] for i in r) and r,
+    everything = wait_until(
+        lambda: (r := status(data_dir)) and len(r) == 3 and all(i["ready"] for i in r) and r,
         timeout=60,
-        what="both catalog instances ready",
+        what="both catalog instances and the gateway ready",
     )
-    assert {tuple(sorted(r)) for r in rows} == {("instance", "pid", "ready", "service", "url")}
+    assert {tuple(sorted(r)) for r in everything} == {
+        ("instance", "pid", "ready", "service", "url")
+    }
+    rows = [r for r in everything if r["service"] == "catalog"]
     assert sorted(r["instance"] for r in rows) == ["catalog-1", "catalog-2"]
     assert len({r["url"] for r in rows}) == 2
     state = json.loads((data_dir / "run" / "state.json").read_text())
@@ -130,6 +133,14 @@ def test_up_status_serve_heal_and_stop_cleanly(
     assert httpx.get(f"{healed['url']}/api/v1/products/{first['id']}").status_code == 200
 
     # SIGTERM stops everything; no child is left behind.
+    # Through the gateway, discovered in the registry:
+    gateway = next(r for r in everything if r["service"] == "gateway")
+    routed = httpx.get(f"{gateway['url']}/api/v1/products/{first['id']}")
+    assert routed.status_code == 200
+    assert routed.json()["sku"] == first["sku"]
+    services = mercato(data_dir, "services").stdout
+    assert "catalog-1" in services and "catalog-2" in services and "gateway-1" in services
+
     children = [r["pid"] for r in status(data_dir)] + [nats_pid]
     supervisor.send_signal(signal.SIGTERM)
     output, _ = supervisor.communicate(timeout=30)

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--since", help="only records at or after this UTC time (ISO 8601)")
     logs.add_argument("-n", "--lines", type=int, default=200, help="last N records (0 = all)")
 
+    services = commands.add_parser("services", help="show the service registry")
+    services.add_argument("--json", action="store_true", help="print a JSON list")
+
     commands.add_parser("migrate", help="apply every service's database migrations")
     commands.add_parser("seed", help="load the demo catalog into the running platform")
     return parser
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         "up": cmd_up,
         "status": cmd_status,
         "logs": cmd_logs,
+        "services": cmd_services,
         "migrate": cmd_migrate,
         "seed": cmd_seed,
     }[args.command]
@@ -140,6 +144,20 @@ def cmd_logs(args: argparse.Namespace, data: DataDir) -> int:
                 print(logview.render(record, colour=colour, palette=palette), flush=True)
         finally:
             follower.close()
+    return 0
+
+
+def cmd_services(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.services import as_rows, registered_instances, render
+
+    state = data.read_state()
+    broker = state["broker_url"] if state else os.environ.get("MERCATO_REGISTRY_URL")
+    if not broker:
+        print(f"no platform is running on {data.root} and MERCATO_REGISTRY_URL is not set",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    rows = as_rows(asyncio.run(registered_instances(broker)))
+    print(orjson.dumps(rows).decode() if args.json else render(rows))
     return 0
 
 

@@ -87,6 +87,12 @@ class Supervisor:
     async def run(self) -> int:
         self.data.create()
         self._take_lock()
+        if free_port(preferred=self.gateway_port) != self.gateway_port:
+            self.say(
+                f"port {self.gateway_port} is in use: choose another with --port or MERCATO_PORT"
+            )
+            self._release_lock()
+            return 1
         self._events = (self.data.logs / "supervisor.log").open("ab")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -135,6 +141,9 @@ class Supervisor:
             taken.add(self.nats.port)
         for spec in SERVICES:
             for index in range(1, self.replicas.get(spec.name, 1) + 1):
+                if spec.edge and index == 1:
+                    plan.append(Instance(spec, index, self.gateway_port))
+                    continue
                 preferred = spec.preferred_port + 100 * (index - 1)
                 port = free_port(preferred=preferred if preferred not in taken else None)
                 while port in taken:
@@ -160,6 +169,7 @@ class Supervisor:
                 "MERCATO_DATA_DIR": str(self.data.root),
                 "MERCATO_ENVIRONMENT": os.environ.get("MERCATO_ENVIRONMENT", "dev"),
                 "MERCATO_BROKER_URL": self.nats.url,
+                "MERCATO_REGISTRY_URL": self.nats.url,
                 "MERCATO_INSTANCE_ID": instance.instance_id,
                 "MERCATO_INTERNAL_SECRET": self.data.secret("internal_secret"),
                 "PYTHONUNBUFFERED": "1",
@@ -277,9 +287,13 @@ class Supervisor:
                 instance.log.close()
         if self._events is not None:
             self._events.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._lock is not None:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
+            self._lock = None
 
     async def _stop(self, instance: Instance) -> None:
         process = instance.process
@@ -331,6 +345,7 @@ class Supervisor:
             max(len(r[c]) for r in [("SERVICE", "INSTANCE", "URL", "PID"), *rows]) for c in range(4)
         ]
         self.say(f"Mercato is up in {elapsed:.1f}s (data dir {self.data.root})")
+        self.say(f"API: http://127.0.0.1:{self.gateway_port}/api/v1/products")
         for row in [("SERVICE", "INSTANCE", "URL", "PID"), *rows]:
             self.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         self._event("ready", seconds=round(elapsed, 3))

@@ -15,12 +15,17 @@ class ServiceSpec:
     module: str  # `python -m <module>` serves; `python -m <module> migrate` migrates
     preferred_port: int  # used when free, so URLs are stable from one run to the next
     env_prefix: str
+    edge: bool = False  # listens on the platform's public port (--port / MERCATO_PORT)
 
     @property
     def port_variable(self) -> str:
         return f"{self.env_prefix}PORT"
 
 
-SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("catalog", "catalog", 8001, "CATALOG_"),)
+# Start order; stop order is the reverse, so the edge stops taking work first.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("catalog", "catalog", 8001, "CATALOG_"),
+    ServiceSpec("gateway", "gateway", 8080, "GATEWAY_", edge=True),
+)
 
 SERVICES_BY_NAME = {spec.name: spec for spec in SERVICES}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -18,6 +18,13 @@ from chassis._logging import configure_logging
 from chassis._middleware import ServiceMiddleware
 from chassis._problems import install_problem_handlers, request_problem
 from chassis._settings import ServiceSettings
+from chassis.discovery import (
+    NatsKvRegistry,
+    Registry,
+    ServiceInstance,
+    registry_from_url,
+    utc_now,
+)
 
 __all__ = ["ReadinessCheck", "create_app"]
 
@@ -37,27 +44,39 @@ def create_app(
     lifespan: Lifespan | None = None,
     readiness_timeout: float = 2.0,
     configure_logs: bool = True,
+    registry: Registry | None = None,
 ) -> FastAPI:
     """A service's FastAPI app with health, metrics, JSON logs and problem+json errors.
 
     `readiness` names the checks `/readyz` runs (e.g. the database, the broker); each is an
     async callable that raises when its dependency is not usable. `lifespan` is the
     service's own start-up/shutdown (open and close its adapters).
+
+    With a `registry` (or `settings.registry_url`), the instance registers itself once its
+    own start-up is done, and deregisters first thing on shutdown, so callers stop sending
+    before anything closes.
     """
     if configure_logs:
         configure_logging(
             service=settings.service_name, instance=settings.instance_id, level=settings.log_level
         )
     checks = dict(readiness or {})
+    if registry is None and settings.registry_url:
+        registry = registry_from_url(settings.registry_url)
+    if registry is not None and isinstance(registry, NatsKvRegistry):
+        checks.setdefault("registry", registry.check)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("starting", version=version, port=settings.port)
-        if lifespan is None:
+        async with AsyncExitStack() as stack:
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            if registry is not None:
+                await registry.start()
+                stack.push_async_callback(registry.close)
+                await registry.register(_this_instance(settings, version))
             yield
-        else:
-            async with lifespan(app):
-                yield
         log.info("stopped")
 
     app = FastAPI(
@@ -102,10 +121,23 @@ def create_app(
     return app
 
 
+def _this_instance(settings: ServiceSettings, version: str) -> ServiceInstance:
+    now = utc_now()
+    return ServiceInstance(
+        service=settings.service_name,
+        instance_id=settings.instance_id,
+        host=settings.advertise_host or settings.host,
+        port=settings.port,
+        version=version,
+        started_at=now,
+        last_heartbeat=now,
+    )
+
+
 async def _run_checks(
     checks: Mapping[str, ReadinessCheck],
     *,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
 ) -> dict[str, str | None]:
     async def run(check: ReadinessCheck) -> str | None:
         try:

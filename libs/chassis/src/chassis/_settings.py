@@ -48,6 +48,11 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Field(Path(".mercato"), validation_alias=_shared("DATA_DIR"))
     environment: Environment = Field(Environment.DEV, validation_alias=_shared("ENVIRONMENT"))
     broker_url: str = Field("nats://127.0.0.1:4222", validation_alias=_shared("BROKER_URL"))
+    registry_url: str = Field(
+        "",
+        validation_alias=_shared("REGISTRY_URL"),
+        description="service registry (nats://…, static:…, kubernetes://…); empty: none",
+    )
     instance_id: str = Field("", validation_alias=_shared("INSTANCE_ID"))
     internal_secret: SecretStr = Field(
         SecretStr("dev-insecure-secret"),
@@ -59,6 +64,7 @@ class ServiceSettings(BaseSettings):
     )
 
     host: str = "127.0.0.1"
+    advertise_host: str = ""  # the address others reach this instance at; default `host`
     port: int = Field(8000, ge=0, le=65535)
     database_url: str = ""
     migrate_on_start: bool | None = None

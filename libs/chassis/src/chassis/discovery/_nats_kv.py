@@ -167,6 +167,11 @@ class NatsKvRegistry:
         with contextlib.suppress(Exception):
             await nc.close()
 
+    async def check(self) -> None:
+        """Raise `RegistryUnavailableError` unless connected (for readiness probes)."""
+        if self._nc is None or not self._nc.is_connected:
+            raise RegistryUnavailableError("not connected to the NATS registry")
+
     async def register(self, instance: ServiceInstance) -> None:
         """Put `instance` in the bucket and keep it there with heartbeats.
 

@@ -1,0 +1,147 @@
+"""The gateway's composition root: settings in, edge built, the aiohttp app out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from chassis import InternalTokenCodec, configure_logging
+from chassis.discovery import (
+    NatsKvRegistry,
+    Registry,
+    ServiceInstance,
+    StaticRegistry,
+    registry_from_url,
+    utc_now,
+)
+from chassis.http import ServiceClient
+from gateway.auth import AccessTokenVerifier
+from gateway.edge import Edge, problem
+from gateway.openapi import MergedOpenApi
+from gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.routing import SERVICE_ROUTES, RouteTable, parse_static_routes
+from gateway.settings import GatewaySettings
+
+VERSION = "0.1.0"
+EDGE = web.AppKey("edge", Edge)
+log = structlog.get_logger("gateway")
+
+
+def build_app(
+    settings: GatewaySettings,
+    *,
+    registry: Registry | None = None,
+    limiter: RateLimiter | None = None,
+    configure_logs: bool = True,
+) -> web.Application:
+    if configure_logs:
+        configure_logging(
+            service=settings.service_name, instance=settings.instance_id, level=settings.log_level
+        )
+    static = parse_static_routes(settings.static_routes)
+    routes = RouteTable((*static, *SERVICE_ROUTES))
+    if registry is None:
+        registry = registry_from_url(settings.registry_url or "memory://")
+    client = ServiceClient(registry, timeout=settings.request_timeout)
+    upstreams = ServiceClient(
+        StaticRegistry.from_spec(";".join(f"{r.service}={r.upstream}" for r in static))
+        if static
+        else StaticRegistry([]),
+        timeout=settings.request_timeout,
+    )
+
+    async def fetch_jwks() -> dict[str, Any]:
+        answer = await client.request("identity", "GET", "/.well-known/jwks.json", timeout=2.0)
+        document: dict[str, Any] = answer.json()
+        return document
+
+    if limiter is None:
+        limiter = (
+            RedisRateLimiter(
+                settings.redis_url,
+                rate=settings.rate_limit_per_second,
+                burst=settings.rate_limit_burst,
+            )
+            if settings.redis_url
+            else InProcessRateLimiter(
+                rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+            )
+        )
+    edge = Edge(
+        routes=routes,
+        client=client,
+        upstreams=upstreams,
+        verifier=AccessTokenVerifier(
+            fetch_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        ),
+        limiter=limiter,
+        internal_tokens=InternalTokenCodec(settings.internal_secret.get_secret_value().encode()),
+        request_timeout=settings.request_timeout,
+        cors_origins=frozenset(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    openapi = MergedOpenApi(client, routes, version=VERSION)
+    app = web.Application(client_max_size=settings.max_body_bytes)
+
+    async def livez(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        if isinstance(registry, NatsKvRegistry):
+            try:
+                await registry.check()
+            except Exception:
+                return problem(
+                    503,
+                    "registry: not connected",
+                    request_id=request.headers.get("x-request-id", "-"),
+                    instance="/readyz",
+                    slug="not-ready",
+                    extra={"checks": {"registry": "failing"}},
+                )
+        return web.json_response({"status": "ready", "checks": {"registry": "ok"}})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def merged_openapi(_: web.Request) -> web.Response:
+        return web.Response(body=await openapi.document(), content_type="application/json")
+
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/openapi.json", merged_openapi)
+    app.router.add_route("*", "/{tail:.*}", edge.handle)
+
+    async def lifecycle(_: web.Application) -> Any:
+        await registry.start()
+        await client.start()
+        await upstreams.start()
+        now = utc_now()
+        await registry.register(
+            ServiceInstance(
+                service="gateway",
+                instance_id=settings.instance_id,
+                host=settings.advertise_host or settings.host,
+                port=settings.port,
+                version=VERSION,
+                started_at=now,
+                last_heartbeat=now,
+            )
+        )
+        log.info("starting", version=VERSION, port=settings.port)
+        yield
+        await registry.close()
+        await client.close()
+        await upstreams.close()
+        await limiter.close()
+        log.info("stopped")
+
+    app.cleanup_ctx.append(lifecycle)
+    app[EDGE] = edge
+    return app
