@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from chassis.discovery import InMemoryRegistry, ServiceInstance, utc_now
 from chassis.http import ServiceClient, ServiceUnavailableError
 from chassis.resilience import (
