@@ -126,7 +126,7 @@ async def test_an_open_breaker_fails_fast_without_calls(backends: list[Backend])
         retry=RetryPolicy(max_attempts=1),
         breaker=CircuitBreakerConfig(
             minimum_number_of_calls=4, sliding_window_size=4, wait_duration_in_open_state=60
-        ),  # fmt: skip
+        ),
     )
     await client.start()
     try:
