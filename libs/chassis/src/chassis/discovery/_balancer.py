@@ -16,7 +16,7 @@ State is per instance id, lives in one event loop, and is not thread-safe.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -89,11 +89,14 @@ class LoadBalancer:
         self._next = 0  # round-robin position
         self._log = structlog.get_logger("chassis.discovery").bind(service=service)
 
-    def pick(self, instances: Sequence[ServiceInstance]) -> ServiceInstance:
+    def pick(
+        self, instances: Sequence[ServiceInstance], *, avoid: Collection[str] = ()
+    ) -> ServiceInstance:
         """Choose one of `instances` (the service's current list) for the next request.
 
         Ejected instances are skipped unless every given instance is ejected, in which
-        case all of them are candidates again: a guess beats certain failure.
+        case all of them are candidates again: a guess beats certain failure. Instance ids
+        in `avoid` (e.g. those a retry already tried) are skipped while others remain.
         """
         if not instances:
             raise NoInstancesError(self.service)
@@ -103,6 +106,10 @@ class LoadBalancer:
         candidates = [inst for inst in instances if not self._ejected(inst.instance_id, now)]
         if not candidates:
             candidates = list(instances)
+        if avoid:
+            candidates = [
+                inst for inst in candidates if inst.instance_id not in avoid
+            ] or candidates
         if len(candidates) == 1:
             return candidates[0]
         if self.strategy == "round_robin":

@@ -183,10 +183,13 @@ class ServiceClient:
         target = self.target(service)
         safe = method in _IDEMPOTENT or "idempotency-key" in {k.lower() for k in sent_headers}
 
+        tried: set[str] = set()  # a retry goes to another instance while there is one
+
         async def attempt() -> ServiceResponse:
             return await self._attempt(
-                service, target, method, path, body, params, sent_headers, timeout, safe=safe
-            )
+                service, target, method, path, body, params, sent_headers, timeout,
+                safe=safe, tried=tried,
+            )  # fmt: skip
 
         try:
             return await target.retrier.call(attempt)
@@ -211,13 +214,15 @@ class ServiceClient:
         timeout: float | None,
         *,
         safe: bool,
+        tried: set[str],
     ) -> ServiceResponse:
         if self._session is None:
             raise RuntimeError("ServiceClient.start() was not called")
         instances = await self.registry.instances(service)
         if not instances:
             raise ServiceUnavailableError(service, "no instance is registered")
-        instance = target.balancer.pick(instances)
+        instance = target.balancer.pick(instances, avoid=tried)
+        tried.add(instance.instance_id)
         breaker = self.breakers.get(service)
         breaker.acquire_permission()
         started = self._clock.monotonic()
