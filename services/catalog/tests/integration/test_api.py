@@ -13,16 +13,17 @@ from catalog.settings import CatalogSettings
 from chassis import InternalTokenCodec, Principal
 
 SECRET = "catalog-test-secret"
-ADMIN = {
-    "x-mercato-principal": InternalTokenCodec(SECRET.encode()).issue(
-        Principal("a", frozenset({"admin"}))
-    )
-}
-CUSTOMER = {
-    "x-mercato-principal": InternalTokenCodec(SECRET.encode()).issue(
-        Principal("c", frozenset({"customer"}))
-    )
-}
+
+
+def admin() -> dict[str, str]:
+    """Signed per request: a module-level token would expire during a long test run."""
+    token = InternalTokenCodec(SECRET.encode()).issue(Principal("a", frozenset({"admin"})))
+    return {"x-mercato-principal": token}
+
+
+def customer() -> dict[str, str]:
+    token = InternalTokenCodec(SECRET.encode()).issue(Principal("c", frozenset({"customer"})))
+    return {"x-mercato-principal": token}
 
 
 def mug(**overrides: object) -> dict[str, object]:
@@ -68,7 +69,7 @@ def problem(response: httpx.Response, status: int) -> dict[str, object]:
 
 
 async def test_create_get_update_list(api: httpx.AsyncClient) -> None:
-    created = await api.post("/api/v1/products", json=mug(), headers=ADMIN)
+    created = await api.post("/api/v1/products", json=mug(), headers=admin())
     assert created.status_code == 201, created.text
     product = created.json()
     assert created.headers["location"] == f"/api/v1/products/{product['id']}"
@@ -81,7 +82,7 @@ async def test_create_get_update_list(api: httpx.AsyncClient) -> None:
     patched = await api.patch(
         f"/api/v1/products/{product['id']}",
         json={"price": {"amount": 1290, "currency": "EUR"}, "image_url": None},
-        headers=ADMIN,
+        headers=admin(),
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["price"]["amount"] == 1290
@@ -103,7 +104,7 @@ async def test_cursor_pagination_walks_all_products(api: httpx.AsyncClient) -> N
         body = mug(
             sku=f"P-{n}", name=f"Product {n}", price={"amount": 100 * (7 - n), "currency": "EUR"}
         )
-        assert (await api.post("/api/v1/products", json=body, headers=ADMIN)).status_code == 201
+        assert (await api.post("/api/v1/products", json=body, headers=admin())).status_code == 201
     seen: list[str] = []
     cursor = None
     while True:
@@ -118,14 +119,14 @@ async def test_cursor_pagination_walks_all_products(api: httpx.AsyncClient) -> N
 
 async def test_only_admins_write(api: httpx.AsyncClient) -> None:
     problem(await api.post("/api/v1/products", json=mug()), 401)
-    problem(await api.post("/api/v1/products", json=mug(), headers=CUSTOMER), 403)
-    problem(await api.patch("/api/v1/products/x", json={"name": "n"}, headers=CUSTOMER), 403)
+    problem(await api.post("/api/v1/products", json=mug(), headers=customer()), 403)
+    problem(await api.patch("/api/v1/products/x", json={"name": "n"}, headers=customer()), 403)
     assert (await api.get("/api/v1/products")).json()["items"] == []
 
 
 async def test_duplicate_sku_is_a_conflict_and_keeps_the_first(api: httpx.AsyncClient) -> None:
-    await api.post("/api/v1/products", json=mug(), headers=ADMIN)
-    body = problem(await api.post("/api/v1/products", json=mug(name="Other"), headers=ADMIN), 409)
+    await api.post("/api/v1/products", json=mug(), headers=admin())
+    body = problem(await api.post("/api/v1/products", json=mug(name="Other"), headers=admin()), 409)
     assert body["sku"] == "MUG-001"
     assert (await api.get("/api/v1/products/sku/MUG-001")).json()["name"] == "Stoneware Mug"
 
@@ -159,7 +160,7 @@ async def test_bad_product_bodies_are_422_naming_the_field(
 ) -> None:
     # json.dumps escapes a lone surrogate as \\ud800, as a hostile client would send it
     raw = json.dumps(body).encode()
-    headers = {**ADMIN, "content-type": "application/json"}
+    headers = {**admin(), "content-type": "application/json"}
     details = problem(await api.post("/api/v1/products", content=raw, headers=headers), 422)
     assert field in {e["field"] for e in details["errors"]}  # type: ignore[union-attr, index]
     assert (await api.get("/api/v1/products")).json()["items"] == []
@@ -170,7 +171,7 @@ async def test_bad_product_bodies_are_422_naming_the_field(
     [b"", b"not json", b"[1, 2", b"\xff\xfe\x00", b'{"sku": "A", "name": "\\ud800"'],
 )
 async def test_non_json_bodies_are_4xx(api: httpx.AsyncClient, content: bytes) -> None:
-    headers = {**ADMIN, "content-type": "application/json"}
+    headers = {**admin(), "content-type": "application/json"}
     response = await api.post("/api/v1/products", content=content, headers=headers)
     assert response.status_code in (400, 422), response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -178,20 +179,20 @@ async def test_non_json_bodies_are_4xx(api: httpx.AsyncClient, content: bytes) -
 
 async def test_a_ten_megabyte_body_is_413(api: httpx.AsyncClient) -> None:
     body = b'{"sku": "' + b"A" * 10_000_000 + b'"}'
-    headers = {**ADMIN, "content-type": "application/json"}
+    headers = {**admin(), "content-type": "application/json"}
     problem(await api.post("/api/v1/products", content=body, headers=headers), 413)
 
 
 async def test_patch_refuses_nulls_for_required_fields_and_unknown_fields(
     api: httpx.AsyncClient,
 ) -> None:
-    product = (await api.post("/api/v1/products", json=mug(), headers=ADMIN)).json()
+    product = (await api.post("/api/v1/products", json=mug(), headers=admin())).json()
     url = f"/api/v1/products/{product['id']}"
-    problem(await api.patch(url, json={"name": None}, headers=ADMIN), 422)
-    problem(await api.patch(url, json={"sku": "NEW"}, headers=ADMIN), 422)
-    problem(await api.patch(url, json={"price": {"amount": 1}}, headers=ADMIN), 422)
+    problem(await api.patch(url, json={"name": None}, headers=admin()), 422)
+    problem(await api.patch(url, json={"sku": "NEW"}, headers=admin()), 422)
+    problem(await api.patch(url, json={"price": {"amount": 1}}, headers=admin()), 422)
     assert (await api.get(url)).json() == product
-    problem(await api.patch("/api/v1/products/missing", json={"name": "n"}, headers=ADMIN), 404)
+    problem(await api.patch("/api/v1/products/missing", json={"name": "n"}, headers=admin()), 404)
 
 
 @pytest.mark.parametrize(
@@ -228,13 +229,19 @@ async def test_undecodable_query_bytes_never_fail(api: httpx.AsyncClient, query:
     "q", ["%", "_", "\\", "'", '"', "Ω≈ç√∫", "🙂", "ｆｕｌｌｗｉｄｔｈ", "e\u0301", "   ", "ß"]
 )
 async def test_unicode_and_wildcard_searches_never_fail(api: httpx.AsyncClient, q: str) -> None:
-    await api.post("/api/v1/products", json=mug(name="Crème brûlée dish 🙂"), headers=ADMIN)
+    created = await api.post(
+        "/api/v1/products", json=mug(name="Crème brûlée dish 🙂"), headers=admin()
+    )
+    assert created.status_code == 201
     response = await api.get("/api/v1/products", params={"q": q})
     assert response.status_code == 200, response.text
 
 
 async def test_search_matches_composed_and_decomposed_accents(api: httpx.AsyncClient) -> None:
-    await api.post("/api/v1/products", json=mug(name="Crème brûlée dish"), headers=ADMIN)
+    created = await api.post(
+        "/api/v1/products", json=mug(name="Crème brûlée dish"), headers=admin()
+    )
+    assert created.status_code == 201
     composed = await api.get("/api/v1/products", params={"q": "crème"})
     decomposed = await api.get("/api/v1/products", params={"q": "cre\u0300me"})
     assert len(composed.json()["items"]) == 1
