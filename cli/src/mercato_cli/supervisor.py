@@ -173,6 +173,9 @@ class Supervisor:
                 "MERCATO_INSTANCE_ID": instance.instance_id,
                 "MERCATO_INTERNAL_SECRET": self.data.secret("internal_secret"),
                 "PYTHONUNBUFFERED": "1",
+                # identity's dev admin and the key that encrypts its signing keys at rest
+                "IDENTITY_ADMIN_PASSWORD": self.data.secret("admin_password"),
+                "IDENTITY_KEY_ENCRYPTION_SECRET": self.data.secret("identity_key_secret"),
                 instance.spec.port_variable: str(instance.port),
             }
         )
@@ -346,6 +349,10 @@ class Supervisor:
         ]
         self.say(f"Mercato is up in {elapsed:.1f}s (data dir {self.data.root})")
         self.say(f"API: http://127.0.0.1:{self.gateway_port}/api/v1/products")
+        self.say(
+            "Admin: admin@mercato.local, password in "
+            f"{self.data.root / 'secrets' / 'admin_password'}"
+        )
         for row in [("SERVICE", "INSTANCE", "URL", "PID"), *rows]:
             self.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         self._event("ready", seconds=round(elapsed, 3))

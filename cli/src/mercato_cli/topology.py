@@ -25,6 +25,7 @@ class ServiceSpec:
 # Start order; stop order is the reverse, so the edge stops taking work first.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("catalog", "catalog", 8001, "CATALOG_"),
+    ServiceSpec("identity", "identity", 8002, "IDENTITY_"),
     ServiceSpec("gateway", "gateway", 8080, "GATEWAY_", edge=True),
 )
 

@@ -20,7 +20,7 @@ from chassis import (
     current_principal,
     require_role,
 )
-from chassis.errors import ConflictError, NotFoundError
+from chassis.errors import ConflictError, NotFoundError, TooManyRequestsError
 
 
 class DemoSettings(ServiceSettings):
@@ -44,6 +44,8 @@ def build(*, ready: bool = True, log: io.BytesIO | None = None) -> FastAPI:
             raise NotFoundError(f"no widget {widget_id}", widget_id=widget_id)
         if widget_id == 409:
             raise ConflictError("widget is locked")
+        if widget_id == 429:
+            raise TooManyRequestsError("slow down", retry_after=7)
         if widget_id == 500:
             raise RuntimeError("boom: database password is hunter2")
         return {"id": widget_id}
@@ -140,6 +142,9 @@ async def test_domain_errors_map_to_statuses_with_extra_fields(client: httpx.Asy
     assert body["widget_id"] == 404
     assert body["type"] == "/problems/not-found"
     assert_problem(await client.get("/widgets/409"), 409)
+    throttled = await client.get("/widgets/429")
+    assert assert_problem(throttled, 429)["retry_after"] == 7
+    assert throttled.headers["retry-after"] == "7"
 
 
 async def test_unexpected_errors_are_500_without_details(client: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ from chassis.errors import (
     MercatoError,
     NotFoundError,
     PreconditionFailedError,
+    TooManyRequestsError,
     UnauthenticatedError,
 )
 
@@ -37,6 +38,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[MercatoError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (PreconditionFailedError, 428),
+    (TooManyRequestsError, 429),
     (InvalidInputError, 422),
     (UnauthenticatedError, 401),
     (ForbiddenError, 403),
@@ -153,7 +155,11 @@ def _http_problem(request: Request, exc: StarletteHTTPException) -> Response:
 
 def _domain_problem(request: Request, exc: MercatoError) -> Response:
     status = status_for(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, TooManyRequestsError):
+        headers = {"Retry-After": str(max(1, exc.retry_after))}
     return request_problem(
         request,
         status,

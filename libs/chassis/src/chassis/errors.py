@@ -8,7 +8,8 @@ service-layer code never speaks HTTP.
     │   ├── NotFoundError           the thing asked for does not exist (or is not yours)
     │   ├── ConflictError           it exists already, or its state forbids the change
     │   ├── InvalidInputError       the request is well-formed but makes no sense
-    │   └── PreconditionFailedError a required precondition (e.g. a header) is missing
+    │   ├── PreconditionFailedError a required precondition (e.g. a header) is missing
+    │   └── TooManyRequestsError    slow down: try again after `retry_after` seconds
     ├── AuthError
     │   ├── UnauthenticatedError    no, expired or forged credentials
     │   └── ForbiddenError          known caller, not allowed
@@ -29,6 +30,7 @@ __all__ = [
     "MercatoError",
     "NotFoundError",
     "PreconditionFailedError",
+    "TooManyRequestsError",
     "UnauthenticatedError",
 ]
 
@@ -72,6 +74,15 @@ class InvalidInputError(DomainError):
 class PreconditionFailedError(DomainError):
     title = "Precondition required"
     slug = "precondition-required"
+
+
+class TooManyRequestsError(DomainError):
+    title = "Too many requests"
+    slug = "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
 
 
 class AuthError(MercatoError):
