@@ -38,6 +38,7 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
         values: dict[str, object] = {
             "environment": "test",
             "data_dir": tmp_path,
+            "broker_url": "memory://",
             "internal_secret": INTERNAL_SECRET,
             "key_encryption_secret": "identity-test-key-secret",
             "admin_email": ADMIN_EMAIL,

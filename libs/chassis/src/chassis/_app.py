@@ -45,6 +45,7 @@ def create_app(
     readiness_timeout: float = 2.0,
     configure_logs: bool = True,
     registry: Registry | None = None,
+    extra_ports: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app with health, metrics, JSON logs and problem+json errors.
 
@@ -54,7 +55,7 @@ def create_app(
 
     With a `registry` (or `settings.registry_url`), the instance registers itself once its
     own start-up is done, and deregisters first thing on shutdown, so callers stop sending
-    before anything closes.
+    before anything closes. `extra_ports` (e.g. `{"grpc": 50051}`) are registered too.
     """
     if configure_logs:
         configure_logging(
@@ -75,7 +76,7 @@ def create_app(
             if registry is not None:
                 await registry.start()
                 stack.push_async_callback(registry.close)
-                await registry.register(_this_instance(settings, version))
+                await registry.register(_this_instance(settings, version, extra_ports or {}))
             yield
         log.info("stopped")
 
@@ -121,13 +122,16 @@ def create_app(
     return app
 
 
-def _this_instance(settings: ServiceSettings, version: str) -> ServiceInstance:
+def _this_instance(
+    settings: ServiceSettings, version: str, ports: Mapping[str, int]
+) -> ServiceInstance:
     now = utc_now()
     return ServiceInstance(
         service=settings.service_name,
         instance_id=settings.instance_id,
         host=settings.advertise_host or settings.host,
         port=settings.port,
+        ports=dict(ports),
         version=version,
         started_at=now,
         last_heartbeat=now,

@@ -47,7 +47,11 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[h
         else request.getfixturevalue("postgres_url")
     )
     settings = CatalogSettings(
-        database_url=url, internal_secret=SECRET, data_dir=tmp_path, environment="test"
+        database_url=url,
+        internal_secret=SECRET,
+        data_dir=tmp_path,
+        environment="test",
+        broker_url="memory://",
     )
     app = build_app(settings)
     async with (

@@ -3,6 +3,7 @@ from datetime import UTC
 import pytest
 
 from catalog.adapters.memory import InMemoryCatalogUnitOfWork
+from catalog.domain.events import ProductCreated, ProductPriceChanged
 from catalog.domain.model import Price
 from catalog.errors import DuplicateSkuError, ProductNotFoundError
 from catalog.service_layer import handlers
@@ -95,3 +96,20 @@ async def test_listing_pages_until_the_end() -> None:
     )
     assert [p.name for p in page] == ["Item 2", "Item 3", "Item 4"]
     assert last is None
+
+
+async def test_creation_and_price_changes_emit_events_only_on_commit() -> None:
+    uow = InMemoryCatalogUnitOfWork()
+    product_id = await make(uow)
+    await handlers.update_product(uow, product_id, {"name": "Renamed"})
+    await handlers.update_product(uow, product_id, {"price": Price(999, "EUR")})
+
+    created, changed = uow.published
+    assert isinstance(created, ProductCreated) and created.product.id == product_id
+    assert isinstance(changed, ProductPriceChanged)
+    assert changed.old_price == Price(1299, "EUR")
+    assert changed.product.price == Price(999, "EUR")
+
+    with pytest.raises(DuplicateSkuError):
+        await make(uow)
+    assert len(uow.published) == 2

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from chassis import Database, create_app, find_migrations, upgrade_database
+from chassis.messaging import Messaging
 from identity.adapters.passwords import Argon2PasswordHasher
 from identity.adapters.repository import SqlIdentityUnitOfWork
 from identity.domain.keys import KeyCipher, KeyPolicy
@@ -89,17 +90,21 @@ def build_app(
     *,
     hasher: PasswordHasher | None = None,
     clock: Clock = utc_now,
+    messaging: Messaging | None = None,
 ) -> FastAPI:
     """The identity app. Tests inject a fast `hasher` and a `clock`; production uses
     argon2id with the settings' (at least OWASP's) parameters and the wall clock."""
     database = Database(settings.database_url)
     authority = build_authority(settings, hasher=hasher)
+    bus = messaging or Messaging.from_url(
+        settings.broker_url, database=database, service="identity"
+    )
 
     def reader() -> SqlIdentityUnitOfWork:
         return SqlIdentityUnitOfWork(database, write=False)
 
     def writer() -> SqlIdentityUnitOfWork:
-        return SqlIdentityUnitOfWork(database, write=True)
+        return SqlIdentityUnitOfWork(database, write=True, on_commit=bus.notify)
 
     async def maintain() -> None:
         await handlers.rotate_signing_key(writer(), authority, now=clock())
@@ -126,6 +131,7 @@ def build_app(
                 now=clock(),
             )
             await maintain()
+            await bus.start()
             # Make the dummy hash now, so the first unknown email costs what later ones do.
             await asyncio.to_thread(authority.hasher.verify, None, "")
             maintenance = asyncio.create_task(maintain_forever(), name="identity-maintenance")
@@ -135,6 +141,7 @@ def build_app(
                 maintenance.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await maintenance
+                await bus.stop()
         finally:
             await database.dispose()
 
@@ -150,6 +157,6 @@ def build_app(
         [router],
         title="Mercato identity",
         version=VERSION,
-        readiness={"database": database.ping},
+        readiness={"database": database.ping, "broker": bus.ping},
         lifespan=lifespan,
     )

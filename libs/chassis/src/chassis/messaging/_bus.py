@@ -61,8 +61,9 @@ class Subscription:
 class MessageBus(Protocol):
     """Publish envelopes and consume them, at least once, with dead letters.
 
-    Types in `subscribe` are exact types (`catalog.product.created.v1`) or patterns with a
-    trailing wildcard on a segment boundary (`catalog.product.*`, `catalog.>`).
+    Types in `subscribe` are exact types (`catalog.product.created.v1`) or NATS-style
+    patterns: `*` is one segment (`catalog.product.*.v1`), a trailing `>` one or more
+    (`catalog.product.>`, `catalog.>`).
     Consumers with the same `consumer` name share the work (a competing-consumer group).
     """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from catalog.adapters.repository import sort_value
+from catalog.domain.events import CatalogEvent
 from catalog.domain.model import Category, Product
 from catalog.service_layer.ports import ProductQuery
 
@@ -63,11 +64,14 @@ class InMemoryCatalogUnitOfWork:
     def __init__(self, repository: InMemoryProductRepository | None = None) -> None:
         self.committed = repository or InMemoryProductRepository()
         self.commits = 0
+        self.published: list[CatalogEvent] = []
+        self._pending: list[CatalogEvent] = []
 
     async def __aenter__(self) -> InMemoryCatalogUnitOfWork:
         self.products = InMemoryProductRepository()
         self.products.products = dict(self.committed.products)
         self.products.category_names = dict(self.committed.category_names)
+        self._pending = []
         return self
 
     async def __aexit__(
@@ -78,7 +82,12 @@ class InMemoryCatalogUnitOfWork:
     ) -> None:
         return None
 
+    def emit(self, event: CatalogEvent) -> None:
+        self._pending.append(event)
+
     async def commit(self) -> None:
+        self.published.extend(self._pending)
+        self._pending = []
         self.committed.products = dict(self.products.products)
         self.committed.category_names = dict(self.products.category_names)
         self.commits += 1

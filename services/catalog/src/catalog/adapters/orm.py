@@ -3,6 +3,7 @@
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text
 
 from chassis import UtcDateTime
+from chassis.messaging import add_messaging_tables
 
 metadata = MetaData()
 
@@ -33,3 +34,6 @@ products = Table(
     Index("ix_products_price", "price_amount", "id"),
     Index("ix_products_created", "created_at", "id"),
 )
+
+# The outbox (events committed with the change that caused them) and the inbox.
+outbox, inbox = add_messaging_tables(metadata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -10,10 +11,13 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.adapters.messages import to_envelope
 from catalog.adapters.orm import categories, products
+from catalog.domain.events import CatalogEvent
 from catalog.domain.model import Category, Price, Product
 from catalog.service_layer.ports import ProductQuery
 from chassis import Database
+from chassis.messaging import record_events
 
 _SORT_COLUMNS = {
     "name": products.c.name_key,
@@ -134,12 +138,20 @@ class SqlProductRepository:
 
 
 class SqlCatalogUnitOfWork:
-    """A unit of work on one database session; rolls back unless committed."""
+    """A unit of work on one database session; rolls back unless committed.
+
+    Events emitted during the unit of work go into the outbox in the same transaction;
+    `on_commit` (the relay's notify) runs after a successful commit.
+    """
 
     products: SqlProductRepository
 
-    def __init__(self, database: Database, *, write: bool) -> None:
+    def __init__(
+        self, database: Database, *, write: bool, on_commit: Callable[[], None] | None = None
+    ) -> None:
         self._factory = database.write_sessions if write else database.sessions
+        self._on_commit = on_commit
+        self._events: list[CatalogEvent] = []
 
     async def __aenter__(self) -> SqlCatalogUnitOfWork:
         self._session = self._factory()
@@ -155,5 +167,13 @@ class SqlCatalogUnitOfWork:
         await self._session.rollback()
         await self._session.close()
 
+    def emit(self, event: CatalogEvent) -> None:
+        self._events.append(event)
+
     async def commit(self) -> None:
+        events, self._events = self._events, []
+        if events:
+            await record_events(self._session, [to_envelope(e) for e in events])
         await self._session.commit()
+        if events and self._on_commit is not None:
+            self._on_commit()

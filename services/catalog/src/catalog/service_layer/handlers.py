@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from catalog.domain.events import ProductCreated, ProductPriceChanged
 from catalog.domain.model import Category, Price, Product, category_name, new_product
 from catalog.errors import DuplicateSkuError, ProductNotFoundError
 from catalog.service_layer.ports import CatalogUnitOfWork, ProductQuery
@@ -36,6 +37,7 @@ async def create_product(
         )
         await uow.products.ensure_category(category, category_name(category))
         await uow.products.add(product)
+        uow.emit(ProductCreated(product))
         await uow.commit()
     return product
 
@@ -53,6 +55,8 @@ async def update_product(
         if "category" in changes:
             await uow.products.ensure_category(updated.category, category_name(updated.category))
         await uow.products.save(updated)
+        if updated.price != current.price:
+            uow.emit(ProductPriceChanged(updated, old_price=current.price))
         await uow.commit()
     return updated
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol
 
+from catalog.domain.events import CatalogEvent
 from catalog.domain.model import Category, Product
 
 SortKey = Literal["name", "-name", "price", "-price", "created_at", "-created_at"]
@@ -44,4 +45,7 @@ class CatalogUnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+    def emit(self, event: CatalogEvent) -> None:
+        """Publish `event` if and only if this unit of work commits."""
+
     async def commit(self) -> None: ...

@@ -3,6 +3,7 @@
 from sqlalchemy import Column, ForeignKey, Index, LargeBinary, MetaData, String, Table, Text
 
 from chassis import UtcDateTime
+from chassis.messaging import add_messaging_tables
 
 metadata = MetaData()
 
@@ -56,3 +57,6 @@ login_failures = Table(
     Index("ix_login_failures_subject", "subject", "failed_at"),
     Index("ix_login_failures_failed_at", "failed_at"),
 )
+
+# The outbox (events committed with the change that caused them) and the inbox.
+outbox, inbox = add_messaging_tables(metadata)

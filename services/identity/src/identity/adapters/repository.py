@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import Database
+from chassis.messaging import Envelope, record_events
 from identity.adapters.orm import login_failures, refresh_tokens, signing_keys, users
 from identity.domain.keys import SigningKey
 from identity.domain.tokens import RefreshToken
@@ -227,15 +228,22 @@ class SqlLoginAttemptRepository:
 
 
 class SqlIdentityUnitOfWork:
-    """A unit of work on one database session; rolls back unless committed."""
+    """A unit of work on one database session; rolls back unless committed.
+
+    Recorded events go into the outbox in the same transaction; `on_commit` (the relay's
+    notify) runs after a commit that had some.
+    """
 
     users: SqlUserRepository
     refresh_tokens: SqlRefreshTokenRepository
     signing_keys: SqlSigningKeyRepository
     login_attempts: SqlLoginAttemptRepository
 
-    def __init__(self, database: Database, *, write: bool) -> None:
+    def __init__(
+        self, database: Database, *, write: bool, on_commit: Callable[[], None] | None = None
+    ) -> None:
         self._factory = database.write_sessions if write else database.sessions
+        self._on_commit = on_commit
         self.events: list[UserRegistered] = []
         self._pending: list[UserRegistered] = []
 
@@ -262,6 +270,21 @@ class SqlIdentityUnitOfWork:
         self._pending.append(event)
 
     async def commit(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await record_events(self._session, [user_registered(e) for e in pending])
         await self._session.commit()
-        self.events.extend(self._pending)
-        self._pending = []
+        self.events.extend(pending)
+        if pending and self._on_commit is not None:
+            self._on_commit()
+
+
+def user_registered(event: UserRegistered) -> Envelope:
+    """`identity.user.registered.v1` (docs/events.md); never carries the password."""
+    return Envelope(
+        type="identity.user.registered.v1",
+        source="identity",
+        subject=event.user_id,
+        data={"user_id": event.user_id, "email": event.email, "name": event.name},
+        time=event.occurred_at,
+    )

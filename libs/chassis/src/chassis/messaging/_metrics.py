@@ -1,0 +1,34 @@
+"""Messaging metrics, in Prometheus naming, shared by every bus adapter (default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = [
+    "DEAD_LETTERS",
+    "HANDLING_DURATION",
+    "MESSAGES_CONSUMED",
+    "MESSAGES_PUBLISHED",
+]
+
+MESSAGES_PUBLISHED = Counter(
+    "mercato_messages_published_total",
+    "Envelopes the broker accepted (acked/confirmed), by message type",
+    ["type"],
+)
+MESSAGES_CONSUMED = Counter(
+    "mercato_messages_consumed_total",
+    "Deliveries handled, by consumer, message type and outcome (ack, retry, dead_letter)",
+    ["consumer", "type", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "mercato_dead_letters_total",
+    "Messages stored as dead letters, by consumer",
+    ["consumer"],
+)
+HANDLING_DURATION = Histogram(
+    "mercato_message_handling_duration_seconds",
+    "Time a consumer's handler took for one delivery",
+    ["consumer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
