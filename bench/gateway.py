@@ -25,7 +25,7 @@ SERVER_CORES = {0}
 CLIENT_CORES = "1"
 DURATION = "8s"
 ROUNDS = 2
-SECRET = "bench-internal-secret"
+SECRET = "bench-internal-secret"  # noqa: S105 - a throwaway for a benchmark run
 
 
 def start(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -35,7 +35,7 @@ def start(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes
         env={**os.environ, **env},
         stdout=handle,
         stderr=subprocess.STDOUT,
-        preexec_fn=lambda: os.sched_setaffinity(0, SERVER_CORES),  # noqa: PLW1509
+        preexec_fn=lambda: os.sched_setaffinity(0, SERVER_CORES),
     )
     handle.close()
     return process
@@ -102,12 +102,15 @@ def main() -> None:
             start("catalog", {**common, "CATALOG_PORT": str(catalog_port)}, data / "catalog.log"),
             start(
                 "gateway",
-                {**common, "GATEWAY_PORT": str(gateway_port),
-                 "MERCATO_REGISTRY_URL": f"static:catalog={catalog_url}",
-                 "GATEWAY_RATE_LIMIT_PER_SECOND": "1000000",
-                 "GATEWAY_RATE_LIMIT_BURST": "1000000"},
+                {
+                    **common,
+                    "GATEWAY_PORT": str(gateway_port),
+                    "MERCATO_REGISTRY_URL": f"static:catalog={catalog_url}",
+                    "GATEWAY_RATE_LIMIT_PER_SECOND": "1000000",
+                    "GATEWAY_RATE_LIMIT_BURST": "1000000",
+                },
                 data / "gateway.log",
-            ),  # fmt: skip
+            ),
         ]
         try:
             wait_ready(catalog_url)

@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     services = commands.add_parser("services", help="show the service registry")
     services.add_argument("--json", action="store_true", help="print a JSON list")
 
+    dlq = commands.add_parser("dlq", help="manage dead letters (list, show, replay, discard)")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_list = dlq_commands.add_parser("list", help="list dead letters")
+    dlq_list.add_argument("--consumer", help="only this consumer's")
+    dlq_list.add_argument("--json", action="store_true", help="print JSON")
+    dlq_commands.add_parser("show", help="one dead letter with its message").add_argument("id")
+    dlq_replay = dlq_commands.add_parser("replay", help="deliver again to its consumer")
+    dlq_replay.add_argument("id", nargs="?", help="a dead letter id")
+    dlq_replay.add_argument("--all", action="store_true", help="every dead letter (of --consumer)")
+    dlq_replay.add_argument("--consumer", help="with --all: only this consumer's")
+    dlq_commands.add_parser("discard", help="drop a dead letter for good").add_argument("id")
+
     commands.add_parser("migrate", help="apply every service's database migrations")
     commands.add_parser("seed", help="load the demo catalog into the running platform")
     return parser
@@ -78,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         "status": cmd_status,
         "logs": cmd_logs,
         "services": cmd_services,
+        "dlq": cmd_dlq,
         "migrate": cmd_migrate,
         "seed": cmd_seed,
     }[args.command]
@@ -151,7 +164,7 @@ def cmd_services(args: argparse.Namespace, data: DataDir) -> int:
     from mercato_cli.services import as_rows, registered_instances, render
 
     state = data.read_state()
-    broker = state["broker_url"] if state else os.environ.get("MERCATO_REGISTRY_URL")
+    broker = state["broker_url"] if state else os.environ.get("MERCATO_REGISTRY_URL")  # registry
     if not broker:
         print(f"no platform is running on {data.root} and MERCATO_REGISTRY_URL is not set",
               file=sys.stderr)  # fmt: skip
@@ -159,6 +172,64 @@ def cmd_services(args: argparse.Namespace, data: DataDir) -> int:
     rows = as_rows(asyncio.run(registered_instances(broker)))
     print(orjson.dumps(rows).decode() if args.json else render(rows))
     return 0
+
+
+def _broker_url(data: DataDir) -> str | None:
+    state = data.read_state()
+    return state["broker_url"] if state else os.environ.get("MERCATO_BROKER_URL")
+
+
+def cmd_dlq(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli import dlq
+
+    broker = _broker_url(data)
+    if not broker:
+        print(f"no platform is running on {data.root} and MERCATO_BROKER_URL is not set",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+    async def run() -> int:
+        bus = await dlq.open_bus(broker)
+        try:
+            action = args.dlq_command
+            if action == "list":
+                letters = await bus.dead_letters(consumer=args.consumer)
+                print(
+                    dlq.dumps([dlq.summary(x) for x in letters])
+                    if args.json
+                    else dlq.render(letters)
+                )
+                return 0
+            if action == "replay" and args.all:
+                letters = await bus.dead_letters(consumer=args.consumer)
+                for letter in letters:
+                    await bus.replay_dead_letter(letter.id)
+                print(f"replayed {len(letters)} dead letter(s)")
+                return 0
+            if not getattr(args, "id", None):
+                print("give a dead letter id (see `mercato dlq list`)", file=sys.stderr)
+                return 2
+            if action == "show":
+                found = [x for x in await bus.dead_letters() if x.id == args.id]
+                if not found:
+                    print(f"no dead letter {args.id}", file=sys.stderr)
+                    return 1
+                print(dlq.dumps(dlq.detail(found[0])))
+                return 0
+            try:
+                if action == "replay":
+                    await bus.replay_dead_letter(args.id)
+                else:
+                    await bus.discard_dead_letter(args.id)
+            except LookupError:
+                print(f"no dead letter {args.id}", file=sys.stderr)
+                return 1
+            print(f"{'replayed' if action == 'replay' else 'discarded'} {args.id}")
+            return 0
+        finally:
+            await bus.close()
+
+    return asyncio.run(run())
 
 
 def cmd_migrate(args: argparse.Namespace, data: DataDir) -> int:

@@ -21,6 +21,7 @@ from chassis import (
     require_role,
 )
 from chassis.errors import ConflictError, NotFoundError, TooManyRequestsError
+from chassis.resilience import current_deadline
 
 
 class DemoSettings(ServiceSettings):
@@ -53,6 +54,11 @@ def build(*, ready: bool = True, log: io.BytesIO | None = None) -> FastAPI:
     @router.post("/widgets", status_code=201, dependencies=[Depends(require_role("admin"))])
     async def create_widget(body: Widget) -> Widget:
         return body
+
+    @router.get("/deadline")
+    async def deadline_left() -> dict[str, float | None]:
+        current = current_deadline.get()
+        return {"remaining": current.remaining() if current else None}
 
     @router.get("/whoami")
     async def whoami(principal: Principal | None = Depends(current_principal)) -> dict[str, str]:
@@ -239,3 +245,16 @@ async def test_logs_are_json_lines_with_request_ids_and_no_secrets() -> None:
     assert access["time"].endswith("Z")
     crash = next(r for r in records if r["event"] == "unhandled_error")
     assert "RuntimeError" in crash["exception"]
+
+
+async def test_the_callers_deadline_bounds_the_work_or_refuses_it(
+    client: httpx.AsyncClient,
+) -> None:
+    within = await client.get("/deadline", headers={"x-mercato-deadline-ms": "1500"})
+    assert 1.0 < within.json()["remaining"] <= 1.5
+    assert (await client.get("/deadline")).json() == {"remaining": None}
+    assert_problem(await client.get("/deadline", headers={"x-mercato-deadline-ms": "0"}), 504)
+    bad = assert_problem(
+        await client.get("/deadline", headers={"x-mercato-deadline-ms": "soon"}), 400
+    )
+    assert "X-Mercato-Deadline-Ms" in str(bad["detail"])

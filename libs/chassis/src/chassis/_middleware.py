@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis._http_metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS, method_label
 from chassis._problems import PROBLEM_MEDIA_TYPE, problem_body
+from chassis.resilience import DEADLINE_HEADER, Deadline, deadline_scope
 
 __all__ = ["ServiceMiddleware"]
 
@@ -62,7 +63,8 @@ class ServiceMiddleware:
         async def send_problem(code: int, title: str, detail: str) -> None:
             body = problem_body(
                 code, title=title, detail=detail, instance=path, request_id=request_id,
-                slug={413: "payload-too-large", 500: "internal"}.get(code),
+                slug={400: "invalid-deadline", 413: "payload-too-large", 500: "internal",
+                      504: "deadline-exceeded"}.get(code),
             )  # fmt: skip
             await send_with_id(
                 {
@@ -92,11 +94,22 @@ class ServiceMiddleware:
             return message
 
         declared = _content_length(scope)
+        deadline, deadline_error = _incoming_deadline(scope)
         IN_FLIGHT.inc()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            if declared is not None and declared > self.max_body_bytes:
+            if deadline_error is not None:
+                await send_problem(400, "Invalid deadline", deadline_error)
+            elif deadline is not None and deadline.expired:
+                # The caller has given up already: doing the work would only waste it.
+                await send_problem(
+                    504, "Deadline exceeded", "The caller's deadline passed before we started."
+                )
+            elif declared is not None and declared > self.max_body_bytes:
                 await send_problem(413, "Payload too large", self._too_large())
+            elif deadline is not None:
+                with deadline_scope(deadline):
+                    await self.app(scope, limited_receive, send_with_id)
             else:
                 await self.app(scope, limited_receive, send_with_id)
         except Exception:
@@ -135,6 +148,20 @@ def _incoming_request_id(scope: Scope) -> str | None:
             # A client-supplied id is echoed into logs and headers, so it must be tame.
             return value.decode("ascii") if _VALID_REQUEST_ID.match(value) else None
     return None
+
+
+_DEADLINE_HEADER = DEADLINE_HEADER.lower().encode("ascii")
+
+
+def _incoming_deadline(scope: Scope) -> tuple[Deadline | None, str | None]:
+    """The caller's deadline from `X-Mercato-Deadline-Ms`, or why the header is unusable."""
+    for name, value in scope["headers"]:
+        if name == _DEADLINE_HEADER:
+            try:
+                return Deadline.from_header(value.decode("latin-1")), None
+            except ValueError as error:
+                return None, str(error)
+    return None, None
 
 
 def _content_length(scope: Scope) -> int | None:
