@@ -176,6 +176,8 @@ class Supervisor:
                 # identity's dev admin and the key that encrypts its signing keys at rest
                 "IDENTITY_ADMIN_PASSWORD": self.data.secret("admin_password"),
                 "IDENTITY_KEY_ENCRYPTION_SECRET": self.data.secret("identity_key_secret"),
+                # a free port per inventory instance, registered in the registry as "grpc"
+                "INVENTORY_GRPC_PORT": "0",
                 instance.spec.port_variable: str(instance.port),
             }
         )

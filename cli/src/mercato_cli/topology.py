@@ -24,8 +24,13 @@ class ServiceSpec:
 
 # Start order; stop order is the reverse, so the edge stops taking work first.
 SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("psp", "psp", 8007, "PSP_"),
     ServiceSpec("catalog", "catalog", 8001, "CATALOG_"),
     ServiceSpec("identity", "identity", 8002, "IDENTITY_"),
+    ServiceSpec("inventory", "inventory", 8003, "INVENTORY_"),
+    ServiceSpec("payments", "payments", 8005, "PAYMENTS_"),
+    ServiceSpec("orders", "orders", 8004, "ORDERS_"),
+    ServiceSpec("notifications", "notifications", 8006, "NOTIFICATIONS_"),
     ServiceSpec("gateway", "gateway", 8080, "GATEWAY_", edge=True),
 )
 

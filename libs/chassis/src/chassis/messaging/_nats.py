@@ -141,6 +141,9 @@ class _Consumer:
     retry: RetryPolicy
     pulls: list[_Pull]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set before the pull tasks are cancelled: nats-py's fetch can swallow a cancellation
+    # (asyncio.wait_for racing a message), and the loop must end all the same.
+    stopping: bool = False
 
 
 class NatsJetStreamBus:
@@ -402,6 +405,7 @@ class NatsJetStreamBus:
         await self._require_js().add_consumer(pull.stream, pull.config)
 
     async def _stop(self, state: _Consumer) -> None:
+        state.stopping = True
         tasks, state.tasks = state.tasks, []
         for task in tasks:
             task.cancel()
@@ -419,7 +423,7 @@ class NatsJetStreamBus:
         idle_since = time.monotonic()
         failing = False
         busy = False
-        while True:
+        while not state.stopping:
             psub = pull.psub
             assert psub is not None
             # nats-py's fetch(n) returns at once what is there, but when nothing is, it waits
@@ -451,6 +455,8 @@ class NatsJetStreamBus:
             failing = False
             busy = True
             idle_since = time.monotonic()
+            if state.stopping:  # a swallowed cancellation: leave the batch for redelivery
+                return
             try:
                 await self._handle_batch(state, msgs)
             except Exception:

@@ -1,0 +1,3 @@
+from orders.main import main
+
+main()

@@ -1,0 +1,3 @@
+from psp.main import main
+
+main()
