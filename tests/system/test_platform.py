@@ -86,9 +86,9 @@ def test_up_status_serve_heal_and_stop_cleanly(
     data_dir, supervisor = platform
 
     everything = wait_until(
-        lambda: (r := status(data_dir)) and len(r) == 3 and all(i["ready"] for i in r) and r,
+        lambda: (r := status(data_dir)) and len(r) >= 9 and all(i["ready"] for i in r) and r,
         timeout=60,
-        what="both catalog instances and the gateway ready",
+        what="every instance ready (catalog twice)",
     )
     assert {tuple(sorted(r)) for r in everything} == {
         ("instance", "pid", "ready", "service", "url")

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_replay.add_argument("--consumer", help="with --all: only this consumer's")
     dlq_commands.add_parser("discard", help="drop a dead letter for good").add_argument("id")
 
+    check = commands.add_parser("check", help="audit the platform's consistency invariants")
+    check.add_argument("--json", action="store_true", help='print {"orders_checked", "violations"}')
+
     commands.add_parser("migrate", help="apply every service's database migrations")
     commands.add_parser("seed", help="load the demo catalog into the running platform")
     return parser
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         "logs": cmd_logs,
         "services": cmd_services,
         "dlq": cmd_dlq,
+        "check": cmd_check,
         "migrate": cmd_migrate,
         "seed": cmd_seed,
     }[args.command]
@@ -230,6 +234,35 @@ def cmd_dlq(args: argparse.Namespace, data: DataDir) -> int:
             await bus.close()
 
     return asyncio.run(run())
+
+
+def cmd_check(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.check import AUDITS, audit, fetch_audits
+
+    state = data.read_state()
+    if state is None:
+        print(f"no platform is running on {data.root}", file=sys.stderr)
+        return 2
+    urls: dict[str, str] = {}
+    for instance in state["instances"]:
+        urls.setdefault(instance["service"], instance["url"])
+    missing = [name for name in AUDITS if name not in urls]
+    if missing:
+        print(f"cannot audit without {', '.join(missing)}", file=sys.stderr)
+        return 2
+    documents = asyncio.run(fetch_audits(urls, data.secret("internal_secret")))
+    report = audit(
+        documents["orders"], documents["inventory"], documents["payments"], documents["psp"]
+    )
+    if args.json:
+        print(orjson.dumps(report.as_dict()).decode())
+    else:
+        print(f"orders checked: {report.orders_checked}")
+        for violation in report.violations:
+            print(f"VIOLATION {violation['invariant']} {violation['id']}: {violation['detail']}")
+        if not report.violations:
+            print("no violations")
+    return 1 if report.violations else 0
 
 
 def cmd_migrate(args: argparse.Namespace, data: DataDir) -> int:

@@ -51,6 +51,7 @@ _RESPONSE_DROP = frozenset(
 )
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _PRODUCT_PATH = re.compile(r"^/api/v1/products/(?P<id>[A-Za-z0-9-]{1,64})$")
+_ORDER_PATH = re.compile(r"^/api/v1/orders/(?P<id>[A-Za-z0-9-]{1,64})$")
 
 Composer = Callable[["Edge", web.Request, dict[str, str]], Awaitable[web.Response]]
 
@@ -173,10 +174,14 @@ class Edge:
                 request_id=request_id, instance=request.path, slug="not-found",
             )  # fmt: skip
         headers = self._forward_headers(request, principal, request_id, peer)
-        if route.service == "catalog" and request.method == "GET":
+        if request.method == "GET" and route.service == "catalog":
             match = _PRODUCT_PATH.match(request.path)
             if match:
                 return await self._compose_product(match["id"], headers, request_id)
+        if request.method == "GET" and route.service == "orders":
+            match = _ORDER_PATH.match(request.path)
+            if match:
+                return await self._compose_order(match["id"], headers, request_id)
         return await self._forward(request, route, headers, request_id)
 
     async def _authenticate(self, request: web.Request) -> Principal | None:
@@ -248,22 +253,50 @@ class Edge:
             headers={"x-request-id": request_id},
         )
 
-    async def _availability(self, sku: object, headers: dict[str, str]) -> Any:
-        if not isinstance(sku, str):
-            return None
+    async def _compose_order(
+        self, order_id: str, headers: dict[str, str], request_id: str
+    ) -> web.Response:
+        """The order from orders with its payment status from payments (null when payments
+        cannot say). Both services check that the caller owns the order."""
+        with deadline_scope(Deadline.after(self.request_timeout)):
+            order = await self.client.request(
+                "orders", "GET", f"/api/v1/orders/{order_id}", headers=headers
+            )
+            if order.status != 200:
+                return _relay(order, request_id)
+            document = order.json()
+            document["payment"] = await self._optional(
+                "payments", "/api/v1/payments", {"order_id": order_id}, headers
+            )
+        return web.Response(
+            body=orjson.dumps(document),
+            content_type="application/json",
+            headers={"x-request-id": request_id},
+        )
+
+    async def _optional(
+        self, service: str, path: str, params: dict[str, str], headers: dict[str, str]
+    ) -> Any:
+        """A secondary document for a composition, or None: a part may be missing, the
+        whole must still answer."""
         try:
             answer = await asyncio.wait_for(
                 self.client.request(
-                    "inventory", "GET", "/api/v1/inventory/availability",
-                    params={"skus": sku}, headers=headers, timeout=0.5,
+                    service, "GET", path, params=params, headers=headers, timeout=0.5
                 ),
                 timeout=0.75,
-            )  # fmt: skip
+            )
         except (ServiceUnavailableError, TimeoutError):
             return None
-        if answer.status != 200:
+        return answer.json() if answer.status == 200 else None
+
+    async def _availability(self, sku: object, headers: dict[str, str]) -> Any:
+        if not isinstance(sku, str):
             return None
-        items = answer.json().get("items", [])
+        found = await self._optional(
+            "inventory", "/api/v1/inventory/availability", {"skus": sku}, headers
+        )
+        items = found.get("items", []) if isinstance(found, dict) else []
         return items[0] if items else None
 
     # -- helpers -----------------------------------------------------------------------------
