@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: up test test-fast lint typecheck imports pytest bench coldstart sync clean help
+.PHONY: up test test-fast lint typecheck imports pytest bench sync clean help
 
 help:
 	@echo "make up         run the whole platform (mercato up; honours MERCATO_DATA_DIR, MERCATO_PORT)"
@@ -55,10 +55,13 @@ test: lint typecheck imports pytest
 test-fast: lint
 	$(BIN)/pytest -m "not integration and not system and not slow" -q
 
-bench: coldstart
-
-coldstart: sync
+# Benchmarks print one JSON line each (ratios, not pass/fail). wrk comes from Debian.
+bench: sync
+	@command -v wrk > /dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk > /dev/null; } || true
 	$(BIN)/python bench/coldstart.py
+	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/events.py
+	$(BIN)/python bench/checkout.py
 
 clean:
 	rm -rf $(VENV) .mercato .pytest_cache .mypy_cache .ruff_cache
