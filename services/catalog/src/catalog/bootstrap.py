@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from catalog.adapters.repository import SqlCatalogUnitOfWork
 from catalog.entrypoints.api import build_router
+from catalog.entrypoints.contracts import CONTRACTS
 from catalog.settings import CatalogSettings
 from chassis import Database, create_app, find_migrations, upgrade_database
-from chassis.messaging import Messaging
+from chassis.messaging import Messaging, asyncapi_router
 
 VERSION = "0.1.0"
 
@@ -44,7 +45,7 @@ def build_app(settings: CatalogSettings, *, messaging: Messaging | None = None) 
     )
     return create_app(
         settings,
-        [router],
+        [router, asyncapi_router(CONTRACTS, version=VERSION, broker_url_hint=settings.broker_url)],
         title="Mercato catalog",
         version=VERSION,
         readiness={"database": database.ping, "broker": messaging.ping},

@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from chassis import Database, create_app, find_migrations, upgrade_database
-from chassis.messaging import Messaging
+from chassis.messaging import Messaging, asyncapi_router
 from identity.adapters.passwords import Argon2PasswordHasher
 from identity.adapters.repository import SqlIdentityUnitOfWork
 from identity.domain.keys import KeyCipher, KeyPolicy
 from identity.domain.throttling import LoginLimits
 from identity.domain.tokens import TokenPolicy
 from identity.entrypoints.api import build_router
+from identity.entrypoints.contracts import CONTRACTS
 from identity.service_layer import handlers
 from identity.service_layer.handlers import Authority
 from identity.service_layer.ports import Clock, PasswordHasher
@@ -154,7 +155,7 @@ def build_app(
     )
     return create_app(
         settings,
-        [router],
+        [router, asyncapi_router(CONTRACTS, version=VERSION, broker_url_hint=settings.broker_url)],
         title="Mercato identity",
         version=VERSION,
         readiness={"database": database.ping, "broker": bus.ping},

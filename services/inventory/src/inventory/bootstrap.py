@@ -11,9 +11,10 @@ from fastapi import FastAPI
 
 from chassis import Database, create_app, find_migrations, upgrade_database
 from chassis.discovery import Registry
-from chassis.messaging import MessageBus, Messaging
+from chassis.messaging import MessageBus, Messaging, asyncapi_router
 from inventory.adapters.repository import SqlInventoryUnitOfWork
 from inventory.entrypoints.api import build_internal_router, build_router
+from inventory.entrypoints.contracts import CONTRACTS
 from inventory.entrypoints.expiry import ExpiryLoop
 from inventory.entrypoints.grpc_service import GrpcServer, InventoryService
 from inventory.entrypoints.messages import register_consumers
@@ -91,6 +92,7 @@ def build_app(
         [
             build_router(reader=reader, writer=writer, clock=clock),
             build_internal_router(reader=auditor),
+            asyncapi_router(CONTRACTS, version=VERSION, broker_url_hint=settings.broker_url),
         ],
         title="Mercato inventory",
         version=VERSION,

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from chassis import Database, create_app, find_migrations, upgrade_database
-from chassis.messaging import MessageBus, Messaging, RetryPolicy
+from chassis.messaging import MessageBus, Messaging, RetryPolicy, asyncapi_router
 from notifications.adapters.repository import SqlNotificationsUnitOfWork
 from notifications.entrypoints.api import build_routers
 from notifications.entrypoints.consumer import CONSUMER, build_apply
+from notifications.entrypoints.contracts import CONTRACTS
 from notifications.entrypoints.events import CONSUMED_TYPES
 from notifications.service_layer.ports import Clock
 from notifications.settings import NotificationsSettings
@@ -69,7 +70,10 @@ def build_app(
     )
     return create_app(
         settings,
-        routers,
+        [
+            *routers,
+            asyncapi_router(CONTRACTS, version=VERSION, broker_url_hint=settings.broker_url),
+        ],
         title="Mercato notifications",
         version=VERSION,
         readiness={"database": database.ping, "broker": messaging.ping},

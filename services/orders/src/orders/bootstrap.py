@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis import Database, create_app, find_migrations, upgrade_database
 from chassis.discovery import Registry, registry_from_url
 from chassis.http import ServiceClient
-from chassis.messaging import MessageBus, Messaging
+from chassis.messaging import MessageBus, Messaging, asyncapi_router
 from chassis.saga import SqlSagaOrchestrator
 from orders.adapters.catalog import HttpCatalog
 from orders.adapters.repository import SqlOrdersUnitOfWork, SqlOrderTransaction
 from orders.entrypoints.api import build_router, install_error_handlers
+from orders.entrypoints.contracts import CONTRACTS
 from orders.entrypoints.internal import build_internal_router
 from orders.entrypoints.messages import build_consumer, consumed_types
 from orders.service_layer import handlers
@@ -149,6 +150,7 @@ def build_app(
                 saga_timeout_seconds=pending_budget(settings),
                 max_page_size=settings.max_page_size,
             ),
+            asyncapi_router(CONTRACTS, version=VERSION, broker_url_hint=settings.broker_url),
         ],
         title="Mercato orders",
         version=VERSION,

@@ -12,12 +12,13 @@ from fastapi import FastAPI
 from chassis import Database, create_app, find_migrations, upgrade_database
 from chassis.discovery import Registry, registry_from_url
 from chassis.http import ServiceClient
-from chassis.messaging import MessageBus, Messaging
+from chassis.messaging import MessageBus, Messaging, asyncapi_router
 from chassis.resilience import CircuitBreakerConfig, RetryPolicy
 from payments.adapters.psp import HttpPaymentProvider
 from payments.adapters.repository import SqlPaymentsUnitOfWork
 from payments.entrypoints import consumers
 from payments.entrypoints.api import build_routers
+from payments.entrypoints.contracts import CONTRACTS
 from payments.service_layer.ports import Clock, PaymentProvider
 from payments.service_layer.processor import Backoff, PaymentProcessor
 from payments.settings import PaymentsSettings
@@ -101,7 +102,10 @@ def build_app(
 
     return create_app(
         settings,
-        build_routers(reader=lambda: SqlPaymentsUnitOfWork(database, write=False)),
+        [
+            *build_routers(reader=lambda: SqlPaymentsUnitOfWork(database, write=False)),
+            asyncapi_router(CONTRACTS, version=VERSION, broker_url_hint=settings.broker_url),
+        ],
         title="Mercato payments",
         version=VERSION,
         readiness={"database": database.ping, "broker": messaging.ping},

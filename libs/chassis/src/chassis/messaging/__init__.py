@@ -1,4 +1,5 @@
-"""Reliable messaging: envelopes, the bus port and its brokers, outbox, inbox, dead letters."""
+"""Reliable messaging: envelopes, the bus port and its brokers, outbox, inbox, dead letters,
+and the contracts (AsyncAPI) of what a service publishes and consumes."""
 
 from chassis.messaging._bus import (
     DeadLetter,
@@ -8,6 +9,7 @@ from chassis.messaging._bus import (
     RetryPolicy,
     Subscription,
 )
+from chassis.messaging._contracts import MessageContracts, Published, asyncapi, asyncapi_router
 from chassis.messaging._envelope import Envelope, MessageType
 from chassis.messaging._factory import bus_from_url
 from chassis.messaging._inbox import Inbox, idempotent
@@ -43,17 +45,21 @@ __all__ = [
     "Inbox",
     "MalformedMessageError",
     "MessageBus",
+    "MessageContracts",
     "MessageType",
     "Messaging",
     "MessagingError",
     "NatsJetStreamBus",
     "OutboxRelay",
     "PermanentError",
+    "Published",
     "RabbitMqBus",
     "RetryPolicy",
     "Subscription",
     "TransientError",
     "add_messaging_tables",
+    "asyncapi",
+    "asyncapi_router",
     "bus_from_url",
     "create_messaging_tables",
     "drop_messaging_tables",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -26,12 +27,7 @@ class MessageType:
 
     @classmethod
     def parse(cls, value: str) -> MessageType:
-        match = _TYPE.match(value)
-        if match is None:
-            raise MalformedMessageError(
-                f"message type {value!r} is not like 'domain.entity.happened.v1'"
-            )
-        return cls(match["name"], int(match["major"]))
+        return _parse_type(value)
 
     @property
     def domain(self) -> str:
@@ -40,6 +36,17 @@ class MessageType:
 
     def __str__(self) -> str:
         return f"{self.name}.v{self.major}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_type(value: str) -> MessageType:
+    # A service uses a few dozen types, each parsed on every publish and delivery: cache.
+    match = _TYPE.match(value)
+    if match is None:
+        raise MalformedMessageError(
+            f"message type {value!r} is not like 'domain.entity.happened.v1'"
+        )
+    return MessageType(match["name"], int(match["major"]))
 
 
 @dataclass(frozen=True)

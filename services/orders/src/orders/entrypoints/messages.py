@@ -23,14 +23,14 @@ Apply = Callable[[AsyncSession, Envelope], Awaitable[None]]
 M = TypeVar("M", bound=BaseModel)
 
 
-class _StockReleased(BaseModel):
+class StockReleased(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     order_id: Annotated[str, Field(min_length=1, max_length=64)]
     reason: Annotated[str, Field(max_length=100)] = ""
 
 
-class _RefundFailed(BaseModel):
+class RefundFailed(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     order_id: Annotated[str, Field(min_length=1, max_length=64)]
@@ -59,7 +59,7 @@ def build_consumer(
         if envelope.type in orchestrator.reply_types:
             await orchestrator.handle_reply(session, envelope)
         if envelope.type == STOCK_RELEASED:
-            released = _parse(_StockReleased, envelope)
+            released = _parse(StockReleased, envelope)
             await handlers.stock_released(
                 transaction(session),
                 order_id=released.order_id,
@@ -67,7 +67,7 @@ def build_consumer(
                 now=clock(),
             )
         elif envelope.type == REFUND_FAILED:
-            failed = _parse(_RefundFailed, envelope)
+            failed = _parse(RefundFailed, envelope)
             await handlers.refund_failed(
                 transaction(session), order_id=failed.order_id, now=clock()
             )
