@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,14 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")
-        # Switching to WAL needs a lock and does not wait on the busy handler; it is a
-        # property of the file, so only the first connection ever has to do it.
+        # WAL is a property of the file: migrations set it (see _migrations), and any
+        # connection that finds it unset tries too. The switch needs the database to itself
+        # and does not wait on the busy handler, so losing that race is fine: whoever won
+        # switched the file, and this connection follows from its next transaction.
         cursor.execute("PRAGMA journal_mode")
         if str(cursor.fetchone()[0]).lower() != "wal":
-            cursor.execute("PRAGMA journal_mode=WAL")
+            with contextlib.suppress(Exception):  # the driver wraps sqlite3 errors its way
+                cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import sqlite3
 import threading
 import zlib
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,9 @@ def _upgrade(url: str, migrations: Path, revision: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         with _sqlite_lock(parsed.database):
             command.upgrade(config, revision)
+            # Before the service opens its pools: WAL lets readers work beside the writer.
+            with closing(sqlite3.connect(parsed.database, timeout=30)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
     else:
         # PostgreSQL serialises concurrent upgraders with an advisory lock (see env).
         command.upgrade(config, revision)

@@ -233,7 +233,7 @@ async def test_relay_publishes_everything_once_in_order_per_subject(
     bus = FakeBus(delay=(0, 0.002))
     before = metric("mercato_outbox_published_total")
     # Small batches: several passes, each split into waves per subject.
-    relay = relays(database, bus, batch_size=50, max_in_flight=4, poll_interval=0.05)
+    relay = relays(database, bus, batch_size=50, poll_interval=0.05)
     await relay.start()
     try:
         await eventually(lambda: all_sent(database))
@@ -545,7 +545,7 @@ async def test_two_relays_on_postgres_publish_each_event_once_in_order(
     bus = FakeBus(delay=(0, 0.002))
     replicas = [Replica(bus), Replica(bus)]
     pair = [
-        relays(database, replica, batch_size=100, max_in_flight=32, poll_interval=0.02)
+        relays(database, replica, batch_size=100, poll_interval=0.02)
         for database, replica in zip(databases[1:], replicas, strict=True)
     ]
     try:

@@ -143,7 +143,6 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
-        max_in_flight: int = 256,
         publish_timeout: float = 30.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
@@ -153,13 +152,12 @@ class OutboxRelay:
         clock: Clock = SYSTEM_CLOCK,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if batch_size < 1 or max_in_flight < 1:
-            raise ValueError("batch_size and max_in_flight must be at least 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self._database = database
         self._bus = bus
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._max_in_flight = max_in_flight
         self._publish_timeout = publish_timeout
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -377,14 +375,15 @@ class OutboxRelay:
         while pending:
             wave = [queue.popleft() for queue in pending.values()]
             pending = {subject: queue for subject, queue in pending.items() if queue}
-            for start in range(0, len(wave), self._max_in_flight):
-                chunk = wave[start : start + self._max_in_flight]
-                for row, error in zip(chunk, await self._publish_chunk(chunk), strict=True):
-                    if error is None:
-                        done.sent.append(row.seq)
-                    else:
-                        done.failed.append((row, error))
-                        pending.pop(row.subject, None)  # its later rows must not overtake it
+            # The whole wave in one call: the bus keeps its maximum in flight all the
+            # time, where chunks would drain to zero between them (a wave holds one row per
+            # subject, so nothing in it can overtake anything).
+            for row, error in zip(wave, await self._publish_chunk(wave), strict=True):
+                if error is None:
+                    done.sent.append(row.seq)
+                else:
+                    done.failed.append((row, error))
+                    pending.pop(row.subject, None)  # its later rows must not overtake it
         return done
 
     async def _publish_chunk(self, chunk: Sequence[_Row]) -> list[BaseException | None]:
