@@ -1,4 +1,5 @@
-"""What every bus adapter does alike: type patterns, the verdict on a delivery, dead letters.
+"""What every bus adapter does alike: type patterns, many publishes in flight, the verdict
+on a delivery, dead letters.
 
 The adapters differ in how they ack, delay and store; this module decides *what* happens,
 so the three brokers behave the same:
@@ -14,9 +15,11 @@ so the three brokers behave the same:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,7 +35,7 @@ from chassis.messaging._metrics import (
     HANDLING_DURATION,
     MESSAGES_CONSUMED,
 )
-from chassis.messaging.errors import MalformedMessageError, PermanentError
+from chassis.messaging.errors import BrokerUnavailableError, MalformedMessageError, PermanentError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -85,6 +88,41 @@ def check_publishable(envelope: Envelope) -> None:
 
 
 # -- type patterns ---------------------------------------------------------------------
+
+
+async def publish_concurrently(
+    envelopes: Sequence[Envelope],
+    publish: Callable[[Envelope], Awaitable[None]],
+    *,
+    max_in_flight: int,
+    unavailable: BrokerUnavailableError | None = None,
+) -> list[BaseException | None]:
+    """`publish_many` for every adapter: up to `max_in_flight` awaiting their acks at once,
+    started in the given order, one outcome per envelope.
+
+    Once the broker proves unavailable (or is known to be, via `unavailable`), the envelopes
+    not yet sent fail at once with that error instead of each waiting out the timeout.
+    """
+    outcomes: list[BaseException | None] = [None] * len(envelopes)
+    slots = asyncio.Semaphore(max_in_flight)
+
+    async def one(index: int, envelope: Envelope) -> None:
+        nonlocal unavailable
+        async with slots:
+            try:
+                check_publishable(envelope)
+                if unavailable is not None:
+                    outcomes[index] = unavailable
+                    return
+                await publish(envelope)
+            except BrokerUnavailableError as error:
+                unavailable = unavailable or error
+                outcomes[index] = error
+            except Exception as error:
+                outcomes[index] = error
+
+    await asyncio.gather(*(one(index, e) for index, e in enumerate(envelopes)))
+    return outcomes
 
 
 def _check_pattern(pattern: str) -> tuple[str, ...]:

@@ -75,6 +75,7 @@ from chassis.messaging._consuming import (
     judge,
     new_dead_letter,
     normalize_patterns,
+    publish_concurrently,
     read_envelope,
     record_dead_letter,
 )
@@ -312,8 +313,6 @@ class NatsJetStreamBus:
         Once the broker proves unavailable, the envelopes not yet sent fail at once with
         the same `BrokerUnavailableError` instead of each waiting out the timeout.
         """
-        outcomes: list[BaseException | None] = [None] * len(envelopes)
-        slots = asyncio.Semaphore(self._max_in_flight)
         unavailable: BrokerUnavailableError | None = None
         # Streams first: then every publish goes out without waiting, in the given order.
         domains = {e.message_type.domain for e in envelopes} - RESERVED_DOMAINS
@@ -323,23 +322,9 @@ class NatsJetStreamBus:
         except _BROKER_ERRORS as exc:
             unavailable = BrokerUnavailableError(f"cannot publish: {exc!r}")
 
-        async def one(index: int, envelope: Envelope) -> None:
-            nonlocal unavailable
-            async with slots:
-                try:
-                    check_publishable(envelope)
-                    if unavailable is not None:
-                        outcomes[index] = unavailable
-                        return
-                    await self.publish(envelope)
-                except BrokerUnavailableError as error:
-                    unavailable = unavailable or error
-                    outcomes[index] = error
-                except Exception as error:
-                    outcomes[index] = error
-
-        await asyncio.gather(*(one(index, e) for index, e in enumerate(envelopes)))
-        return outcomes
+        return await publish_concurrently(
+            envelopes, self.publish, max_in_flight=self._max_in_flight, unavailable=unavailable
+        )
 
     # -- consuming -----------------------------------------------------------------------
 

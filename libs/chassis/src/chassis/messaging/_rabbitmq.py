@@ -66,6 +66,7 @@ from chassis.messaging._consuming import (
     new_dead_letter,
     normalize_patterns,
     pattern_matches,
+    publish_concurrently,
     read_envelope,
     record_dead_letter,
 )
@@ -251,26 +252,9 @@ class RabbitMqBus:
         Once the broker proves unavailable, the envelopes not yet sent fail at once with
         the same `BrokerUnavailableError` instead of each waiting out the timeout.
         """
-        outcomes: list[BaseException | None] = [None] * len(envelopes)
-        slots = asyncio.Semaphore(self._max_in_flight)
-        unavailable: BrokerUnavailableError | None = None
-
-        async def one(index: int, envelope: Envelope) -> None:
-            nonlocal unavailable
-            async with slots:
-                if unavailable is not None:
-                    outcomes[index] = unavailable
-                    return
-                try:
-                    await self.publish(envelope)
-                except BrokerUnavailableError as error:
-                    unavailable = unavailable or error
-                    outcomes[index] = error
-                except Exception as error:
-                    outcomes[index] = error
-
-        await asyncio.gather(*(one(index, e) for index, e in enumerate(envelopes)))
-        return outcomes
+        return await publish_concurrently(
+            envelopes, self.publish, max_in_flight=self._max_in_flight
+        )
 
     # -- consuming -----------------------------------------------------------------------
 
