@@ -533,6 +533,8 @@ async def test_a_crashed_orchestrator_is_resumed_by_a_new_one(tmp_path: Path) ->
     first.stock.silent["stock.reserve.v1"] = 1  # t1's reservation is lost with the crash
     first.bank.silent["bank.charge.v1"] = 1  # and so is t2's charge
     await first.begin("t1")
+    # t1's reserve must be the one swallowed: begin t2 only once stock has seen it.
+    await eventually(lambda: first.saga("t1"), lambda _: len(first.stock.seen) == 1)
     await first.begin("t2")
     await first.waiting_on("charge", "t2")
     await eventually(lambda: first.saga("t2"), lambda _: len(first.bank.seen) == 1)
