@@ -55,13 +55,13 @@ test: lint typecheck imports pytest
 test-fast: lint
 	$(BIN)/pytest -m "not integration and not system and not slow" -q
 
-# Benchmarks print one JSON line each (ratios, not pass/fail). wrk comes from Debian.
+# Benchmarks (`mercato bench`) print one JSON line each (ratios, not pass/fail), then the
+# targets table. wrk and nginx-light come from Debian (RUNLEVEL=1: install, do not start it).
+# `make bench BENCH="gateway checkout"` runs only those.
 bench: sync
 	@command -v wrk > /dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk > /dev/null; } || true
-	$(BIN)/python bench/coldstart.py
-	$(BIN)/python bench/gateway.py
-	$(BIN)/python bench/events.py
-	$(BIN)/python bench/checkout.py
+	@[ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] && RUNLEVEL=1 apt-get install -y -qq nginx-light > /dev/null; } || true
+	$(BIN)/mercato bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .mercato .pytest_cache .mypy_cache .ruff_cache

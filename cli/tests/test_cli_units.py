@@ -123,16 +123,15 @@ def test_rendering_is_one_line_and_coloured_only_when_asked() -> None:
     assert logs.render(record, colour=True, palette={}).startswith("\x1b[")
 
 
-def test_status_table_lists_readiness() -> None:
+def test_status_table_lists_liveness_readiness_and_checks() -> None:
+    row = {"service": "catalog", "instance": "catalog-1", "url": "http://x", "pid": 1}
     table = render_table(
         [
-            {
-                "service": "catalog",
-                "instance": "catalog-1",
-                "url": "http://x",
-                "pid": 1,
-                "ready": True,
-            }
+            {**row, "ready": True, "live": True, "checks": {"database": "ok", "broker": "ok"}},
+            {**row, "ready": False, "live": True, "checks": {"database": "failing"}},
         ]
     )
-    assert table.splitlines()[1].split() == ["catalog", "catalog-1", "http://x", "1", "yes"]
+    lines = table.splitlines()
+    assert lines[0].split() == ["SERVICE", "INSTANCE", "URL", "PID", "LIVE", "READY", "CHECKS"]
+    assert lines[1].split()[4:] == ["yes", "yes", "broker:ok", "database:ok"]
+    assert lines[2].split()[4:] == ["yes", "no", "database:failing"]

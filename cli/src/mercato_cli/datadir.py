@@ -27,6 +27,10 @@ class DataDir:
         return self.root / "logs"
 
     @property
+    def traces(self) -> Path:
+        return self.root / "traces"
+
+    @property
     def run(self) -> Path:
         return self.root / "run"
 

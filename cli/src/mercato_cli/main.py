@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     up.add_argument("--no-seed", action="store_true", help="do not load the demo catalog")
     up.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for ready")
+    up.add_argument(
+        "--with-prometheus", action="store_true",
+        help="also run Prometheus (when installed) scraping every instance, with the alert rules",
+    )  # fmt: skip
+    up.add_argument(
+        "--fault-proxy", action="store_true",
+        default=os.environ.get("MERCATO_FAULT_PROXY", "") not in ("", "0"),
+        help="services reach the broker through a fault proxy `mercato chaos` can slow or cut "
+        "(also $MERCATO_FAULT_PROXY=1)",
+    )  # fmt: skip
 
     status = commands.add_parser("status", help="list running instances and their readiness")
     status.add_argument("--json", action="store_true", help="print a JSON list")
@@ -61,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--trace", help="only records of this trace id")
     logs.add_argument("--since", help="only records at or after this UTC time (ISO 8601)")
     logs.add_argument("-n", "--lines", type=int, default=200, help="last N records (0 = all)")
+
+    trace = commands.add_parser(
+        "trace", help="draw a trace as a waterfall, or find traces (--last, --slowest, --errors)"
+    )
+    trace.add_argument("trace_id", nargs="?", help="a trace id (a unique prefix will do)")
+    trace.add_argument("--last", type=int, default=10, metavar="N", help="list the N newest")
+    trace.add_argument("--slowest", action="store_true", help="list the slowest first")
+    trace.add_argument("--errors", action="store_true", help="only traces with an error span")
+    trace.add_argument("--service", help="only traces that touch this service")
+    trace.add_argument("--json", action="store_true", help="print JSON")
 
     services = commands.add_parser("services", help="show the service registry")
     services.add_argument("--json", action="store_true", help="print a JSON list")
@@ -82,6 +102,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply every service's database migrations")
     commands.add_parser("seed", help="load the demo catalog into the running platform")
+
+    load = commands.add_parser(
+        "load", help="drive a shopper mix at a constant arrival rate (open model) and report"
+    )
+    load.add_argument("--rate", type=float, default=20.0, help="arrivals per second (default 20)")
+    load.add_argument("--duration", type=float, default=30.0, help="seconds of arrivals")
+    load.add_argument("--users", type=int, default=50, help="shopper pool made before the run")
+    load.add_argument("--mix", help="weights, e.g. browse=35,product=28,search=12,login=4,"
+                      "register=1,checkout=20 (the default)")  # fmt: skip
+    load.add_argument("--seed", type=int, help="random seed of the mix")
+    load.add_argument("--base-url", help="the gateway (default: the platform in the data dir)")
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    from mercato_cli.chaos.options import add_chaos_arguments
+
+    add_chaos_arguments(commands.add_parser(
+        "chaos", help="shoppers under injected faults, then heal, settle and check (Jepsen-style)"
+    ))  # fmt: skip
+
+    bench = commands.add_parser(
+        "bench", help="run the benchmarks in the source checkout's bench/ and print the targets"
+    )
+    bench.add_argument("names", nargs="*", metavar="NAME",
+                       help="gateway chassis events checkout tax footprint (default: all), "
+                       "or coldstart")  # fmt: skip
+    bench.add_argument("--bench-dir", help="the checkout's bench/ folder (default: found "
+                       "above the working directory; the installed package has none)")  # fmt: skip
+    bench.add_argument("--from", dest="results", metavar="FILE",
+                       help="print the table from saved JSON lines instead of running")  # fmt: skip
     return parser
 
 
@@ -93,10 +142,14 @@ def main(argv: list[str] | None = None) -> None:
         "status": cmd_status,
         "logs": cmd_logs,
         "services": cmd_services,
+        "trace": cmd_trace,
         "dlq": cmd_dlq,
         "check": cmd_check,
         "migrate": cmd_migrate,
         "seed": cmd_seed,
+        "load": cmd_load,
+        "chaos": cmd_chaos,
+        "bench": cmd_bench,
     }[args.command]
     try:
         code = handler(args, data)
@@ -116,6 +169,8 @@ def cmd_up(args: argparse.Namespace, data: DataDir) -> int:
         seed=not args.no_seed,
         ready_timeout=args.ready_timeout,
         say=lambda line: print(line, flush=True),
+        prometheus=args.with_prometheus,
+        fault_proxy=args.fault_proxy,
     )
     try:
         return asyncio.run(supervisor.run())
@@ -161,6 +216,40 @@ def cmd_logs(args: argparse.Namespace, data: DataDir) -> int:
                 print(logview.render(record, colour=colour, palette=palette), flush=True)
         finally:
             follower.close()
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace, data: DataDir) -> int:
+    from chassis.tracing import TraceStore
+    from mercato_cli import trace
+
+    store = TraceStore(data.traces)
+    if not store.files():
+        print(f"no traces under {data.traces} (is a platform running there?)", file=sys.stderr)
+        return 1
+    if args.trace_id:
+        spans = store.trace(args.trace_id)
+        ids = {span.trace_id for span in spans}
+        if len(ids) > 1:
+            print(f"{args.trace_id!r} matches {len(ids)} traces; give more of the id",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        if not spans:
+            print(f"no trace {args.trace_id!r} under {data.traces}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(orjson.dumps(trace.waterfall_json(spans)).decode())
+        else:
+            print(trace.render_waterfall(spans, colour=sys.stdout.isatty()))
+        return 0
+    found = trace.pick(
+        store.summaries(), last=args.last, slowest=args.slowest, errors=args.errors,
+        service=args.service,
+    )  # fmt: skip
+    if args.json:
+        print(orjson.dumps([summary.to_json() for summary in found]).decode())
+    else:
+        print(trace.render_list(found))
     return 0
 
 
@@ -292,3 +381,21 @@ def cmd_seed(args: argparse.Namespace, data: DataDir) -> int:
     )
     print(f"created {created} products")
     return 0
+
+
+def cmd_chaos(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.chaos.runner import main as chaos_main
+
+    return chaos_main(args, data)
+
+
+def cmd_load(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.load import main as load_main
+
+    return load_main(args, data)
+
+
+def cmd_bench(args: argparse.Namespace, data: DataDir) -> int:
+    from mercato_cli.bench import main as bench_main
+
+    return bench_main(args)

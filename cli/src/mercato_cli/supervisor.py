@@ -23,7 +23,9 @@ import aiohttp
 import orjson
 
 from chassis import EmbeddedNatsServer, die_with_parent, free_port
+from mercato_cli.chaos.faultproxy import FaultProxyHub
 from mercato_cli.datadir import DataDir
+from mercato_cli.prometheus import EmbeddedPrometheus, Target, embedded_prometheus
 from mercato_cli.seed import seed_platform
 from mercato_cli.status import is_ready
 from mercato_cli.topology import SERVICES, ServiceSpec
@@ -68,8 +70,16 @@ class Supervisor:
         seed: bool = True,
         ready_timeout: float = 60.0,
         say: Callable[[str], None] = print,
+        prometheus: bool = False,
+        fault_proxy: bool = False,
     ) -> None:
         self.data = data
+        # `mercato up --fault-proxy`: each service reaches the broker through its own link of
+        # a fault proxy (mercato_cli.chaos.faultproxy) that `mercato chaos` can slow or cut.
+        self.with_fault_proxy = fault_proxy
+        self.fault_proxy: FaultProxyHub | None = None
+        self.with_prometheus = prometheus
+        self.prometheus: EmbeddedPrometheus | None = None
         self.replicas = replicas
         self.gateway_port = gateway_port
         self.seed = seed
@@ -103,9 +113,14 @@ class Supervisor:
             self.instances = self._plan()
             for instance in self.instances:
                 await self._spawn(instance)
+            if self.with_prometheus:
+                await self._start_prometheus()
             self._save_state()
             watchers = [asyncio.create_task(self._watch(i)) for i in self.instances]
             watchers.append(asyncio.create_task(self._watch_nats()))
+            if self.prometheus is not None:
+                watch = self.prometheus.watch(self.stopping, restarted=self._save_state)
+                watchers.append(asyncio.create_task(watch))
             if not await self._wait_ready():
                 return 1
             self._print_table()
@@ -160,17 +175,31 @@ class Supervisor:
         )
         await asyncio.to_thread(self.nats.start)
         self._event("started", target="nats", pid=self.nats.pid, url=self.nats.url)
+        if self.with_fault_proxy:
+            self.fault_proxy = FaultProxyHub.in_front_of(
+                [spec.name for spec in SERVICES],
+                (self.nats.host, self.nats.port),
+                token=self.data.secret("fault_proxy_token"),
+            )
+            await self.fault_proxy.start()
+            self._event("started", target="fault-proxy", url=self.fault_proxy.control_url)
 
     def _environment(self, instance: Instance) -> dict[str, str]:
         assert self.nats is not None
         env = dict(os.environ)
+        broker = self.nats.url
+        if self.fault_proxy is not None:
+            broker = self.fault_proxy.url_for(instance.spec.name)
         env.update(
             {
                 "MERCATO_DATA_DIR": str(self.data.root),
                 "MERCATO_ENVIRONMENT": os.environ.get("MERCATO_ENVIRONMENT", "dev"),
-                "MERCATO_BROKER_URL": self.nats.url,
-                "MERCATO_REGISTRY_URL": self.nats.url,
+                "MERCATO_BROKER_URL": broker,
+                "MERCATO_REGISTRY_URL": broker,
                 "MERCATO_INSTANCE_ID": instance.instance_id,
+                # spans as JSON lines, for `mercato trace` (OTEL_EXPORTER_OTLP_ENDPOINT, when
+                # set in this environment, sends them to a collector as well)
+                "MERCATO_TRACE_DIR": str(self.data.traces),
                 "MERCATO_INTERNAL_SECRET": self.data.secret("internal_secret"),
                 "PYTHONUNBUFFERED": "1",
                 # identity's dev admin and the key that encrypts its signing keys at rest
@@ -276,13 +305,33 @@ class Supervisor:
         if created:
             self.say(f"Seeded the demo catalog: {created} products.")
 
+    async def _start_prometheus(self) -> None:
+        assert self.nats is not None
+        self.prometheus = embedded_prometheus(
+            self.data.root / "prometheus",
+            log_path=self.data.logs / "prometheus.log",
+            taken_ports={self.nats.port, *(i.port for i in self.instances)},
+            say=self.say,
+            event=self._event,
+        )
+        if self.prometheus is not None:
+            self.prometheus.update_targets(self._targets())
+            await self.prometheus.start()
+
+    def _targets(self) -> list[Target]:
+        return [Target(i.spec.name, i.instance_id, i.port) for i in self.instances]
+
     async def _shutdown(self) -> None:
+        if self.prometheus is not None:  # started last, stopped first
+            await self.prometheus.stop(STOP_GRACE)
         if self.instances:
             self.say("Stopping…")
         # Reverse start order: the edge stops taking work before what it depends on goes.
         for spec in reversed(SERVICES):
             group = [i for i in self.instances if i.spec is spec]
             await asyncio.gather(*(self._stop(i) for i in group))
+        if self.fault_proxy is not None:
+            await self.fault_proxy.close()
         if self.nats is not None:
             await asyncio.to_thread(self.nats.stop)
             self._event("stopped", target="nats")
@@ -318,8 +367,15 @@ class Supervisor:
 
     def _save_state(self) -> None:
         assert self.nats is not None
+        extra: dict[str, Any] = {}
+        if self.prometheus is not None:  # an instance back on another port is scraped there
+            self.prometheus.update_targets(self._targets())
+            extra["prometheus"] = {"url": self.prometheus.url, "pid": self.prometheus.pid}
+        if self.fault_proxy is not None:
+            extra["fault_proxy"] = self.fault_proxy.describe()
         self.data.write_state(
             {
+                **extra,
                 "supervisor_pid": os.getpid(),
                 "data_dir": str(self.data.root),
                 "broker_url": self.nats.url,
@@ -346,6 +402,9 @@ class Supervisor:
             (i.spec.name, i.instance_id, i.url, str(i.process.pid if i.process else ""))
             for i in self.instances
         ]
+        if self.prometheus is not None:
+            prometheus = self.prometheus
+            rows.append(("prometheus", "prometheus", prometheus.url, str(prometheus.pid or "")))
         widths = [
             max(len(r[c]) for r in [("SERVICE", "INSTANCE", "URL", "PID"), *rows]) for c in range(4)
         ]

@@ -17,6 +17,7 @@ from chassis._http_metrics import method_label
 from chassis._identity import PRINCIPAL_HEADER, InternalTokenCodec, Principal
 from chassis._logging import configure_logging
 from chassis._migrations import find_migrations, run_alembic_env, upgrade_database
+from chassis._observability import configure_observability
 from chassis._pagination import Page, decode_cursor, encode_cursor
 from chassis._problems import PROBLEM_MEDIA_TYPE, problem_body, problem_response
 from chassis._processes import die_with_parent
@@ -46,6 +47,7 @@ __all__ = [
     "api_router",
     "clean_text",
     "configure_logging",
+    "configure_observability",
     "create_app",
     "current_principal",
     "decode_cursor",

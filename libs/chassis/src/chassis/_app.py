@@ -14,8 +14,9 @@ from starlette.responses import Response
 
 from chassis._guards import GuardedRoute
 from chassis._identity import InternalTokenCodec
-from chassis._logging import configure_logging
 from chassis._middleware import ServiceMiddleware
+from chassis._observability import configure_observability
+from chassis._openapi import document_problems_and_guards
 from chassis._problems import install_problem_handlers, request_problem
 from chassis._settings import ServiceSettings
 from chassis.discovery import (
@@ -25,6 +26,7 @@ from chassis.discovery import (
     registry_from_url,
     utc_now,
 )
+from chassis.tracing import flush_tracing
 
 __all__ = ["ReadinessCheck", "create_app"]
 
@@ -49,18 +51,18 @@ def create_app(
 ) -> FastAPI:
     """A service's FastAPI app with health, metrics, JSON logs and problem+json errors.
 
-    `readiness` names the checks `/readyz` runs (e.g. the database, the broker); each is an
-    async callable that raises when its dependency is not usable. `lifespan` is the
-    service's own start-up/shutdown (open and close its adapters).
+    With `configure_logs` (the default) it also sets this process's logging and tracing
+    (see `chassis.tracing.configure_tracing`). `readiness` names the checks `/readyz` runs
+    (e.g. the database, the broker); each is an async callable that raises when its
+    dependency is not usable. `lifespan` is the service's own start-up/shutdown (open and
+    close its adapters).
 
     With a `registry` (or `settings.registry_url`), the instance registers itself once its
     own start-up is done, and deregisters first thing on shutdown, so callers stop sending
     before anything closes. `extra_ports` (e.g. `{"grpc": 50051}`) are registered too.
     """
-    if configure_logs:
-        configure_logging(
-            service=settings.service_name, instance=settings.instance_id, level=settings.log_level
-        )
+    if configure_logs:  # process-wide: logs and where spans go
+        configure_observability(settings, version=version)
     checks = dict(readiness or {})
     if registry is None and settings.registry_url:
         registry = registry_from_url(settings.registry_url)
@@ -78,12 +80,16 @@ def create_app(
                 stack.push_async_callback(registry.close)
                 await registry.register(_this_instance(settings, version, extra_ports or {}))
             yield
+        flush_tracing()
         log.info("stopped")
 
     app = FastAPI(
         title=title or settings.service_name,
         version=version,
         lifespan=app_lifespan,
+        # The chassis makes the spans, metrics and logs (the same way for FastAPI services
+        # and the aiohttp gateway); FastAPI's own OpenTelemetry support would duplicate them.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.router.route_class = GuardedRoute
     app.state.settings = settings
@@ -91,6 +97,7 @@ def create_app(
         settings.internal_secret.get_secret_value().encode()
     )
     install_problem_handlers(app)
+    document_problems_and_guards(app)
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/livez", include_in_schema=False)

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from chassis._database_metrics import track_pool
+from chassis.tracing import trace_statements
+
 __all__ = ["Database"]
 
 _IMMEDIATE = "mercato_sqlite_begin_immediate"
@@ -43,9 +46,17 @@ class Database:
         else:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        system = "sqlite" if self.is_sqlite else "postgresql"
+        database = (
+            Path(self.url.database).stem
+            if self.is_sqlite and self.url.database
+            else (self.url.database or "")
+        )
+        trace_statements(self.engine.sync_engine, system=system, database=database)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        track_pool(self.engine, "main")
         self._writer_engine: AsyncEngine | None = None
         writer = self.engine
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
@@ -53,7 +64,9 @@ class Database:
                 self.url, pool_size=1, max_overflow=0, pool_timeout=60, **options
             )
             _tune_sqlite(self._writer_engine)
+            trace_statements(self._writer_engine.sync_engine, system=system, database=database)
             writer = self._writer_engine.execution_options(**{_IMMEDIATE: True})
+            track_pool(self._writer_engine, "writer")
         elif self.is_sqlite:
             writer = self.engine.execution_options(**{_IMMEDIATE: True})
         self.write_sessions = async_sessionmaker(writer, expire_on_commit=False)

@@ -10,6 +10,8 @@ from typing import IO, Any, BinaryIO, cast
 import orjson
 import structlog
 
+from chassis.tracing import add_trace_ids
+
 __all__ = ["configure_logging", "redact"]
 
 # Keys whose values must never reach a log line, whatever logged them.
@@ -66,6 +68,7 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
         add_origin,
+        add_trace_ids,
         redact,
     ]
     structlog.configure(

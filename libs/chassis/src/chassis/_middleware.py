@@ -3,6 +3,7 @@
 One layer rather than several keeps the chassis cheap per request (no BaseHTTPMiddleware,
 no extra task per request): request id, body size limit, metrics, access log, and a last
 line of defence that turns any unexpected exception into a 500 problem without a traceback.
+Each request is a server span, the child of the caller's `traceparent` when it sends one.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import time
 import uuid
 
 import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chassis._http_metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS, method_label
+from chassis._http_metrics import IN_FLIGHT, method_label, observe_request
 from chassis._problems import PROBLEM_MEDIA_TYPE, problem_body
 from chassis.resilience import DEADLINE_HEADER, Deadline, deadline_scope
+from chassis.tracing import TRACE_ID_HEADER, context_from_traceparent, tracer
 
 __all__ = ["ServiceMiddleware"]
 
@@ -37,15 +42,33 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        request_id_bytes = request_id.encode("ascii")
+        started = time.perf_counter()
+        incoming = _Incoming(scope["headers"])
         method = method_label(scope["method"])
         path = scope["path"]
-        started = time.perf_counter()
         status = 500
         response_started = False
         refused = False  # we answered 413 ourselves; whatever the app sends is dropped
+        # Probes and scrapes every few seconds would bury real traces: they get none.
+        span = (
+            trace.INVALID_SPAN
+            if path in _QUIET_PATHS
+            else tracer().start_span(
+                f"{method} {path}",
+                context=context_from_traceparent(incoming.traceparent, incoming.tracestate),
+                kind=SpanKind.SERVER,
+            )
+        )
+        span_context = span.get_span_context()
+        trace_id = b"%032x" % span_context.trace_id if span_context.is_valid else None
+        # Without an id from the caller, the trace id serves: one id to quote, not two.
+        request_id_bytes = incoming.request_id or trace_id or uuid.uuid4().hex.encode()
+        request_id = request_id_bytes.decode("ascii")
+        scope.setdefault("state", {})["request_id"] = request_id
+        response_headers = [(REQUEST_ID_HEADER, request_id_bytes)]
+        if trace_id is not None:
+            response_headers.append((_TRACE_ID_HEADER, trace_id))
+        attached = otel_context.attach(trace.set_span_in_context(span))
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -54,10 +77,7 @@ class ServiceMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (REQUEST_ID_HEADER, request_id_bytes),
-                ]
+                message["headers"] = [*message.get("headers", ()), *response_headers]
             await send(message)
 
         async def send_problem(code: int, title: str, detail: str) -> None:
@@ -93,8 +113,8 @@ class ServiceMiddleware:
                     return {"type": "http.disconnect"}
             return message
 
-        declared = _content_length(scope)
-        deadline, deadline_error = _incoming_deadline(scope)
+        declared = incoming.content_length
+        deadline, deadline_error = incoming.deadline()
         IN_FLIGHT.inc()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
@@ -112,7 +132,8 @@ class ServiceMiddleware:
                     await self.app(scope, limited_receive, send_with_id)
             else:
                 await self.app(scope, limited_receive, send_with_id)
-        except Exception:
+        except Exception as error:
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
             log.exception("unhandled_error", method=method, path=path)
             if not response_started:
                 await send_problem(
@@ -125,8 +146,18 @@ class ServiceMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
-            REQUESTS.labels(template, method, str(status)).inc()
-            REQUEST_DURATION.labels(template, method).observe(elapsed)
+            observe_request(template, method, status, elapsed)
+            span.update_name(f"{method} {template}")
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.path": path,
+                    "http.route": template,
+                    "http.response.status_code": status,
+                }
+            )
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
             if path not in _QUIET_PATHS:
                 log.info(
                     "request",
@@ -137,38 +168,49 @@ class ServiceMiddleware:
                     duration_ms=round(elapsed * 1000, 3),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+            span.end()
+            otel_context.detach(attached)
 
     def _too_large(self) -> str:
         return f"The request body is larger than the limit of {self.max_body_bytes} bytes."
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER:
-            # A client-supplied id is echoed into logs and headers, so it must be tame.
-            return value.decode("ascii") if _VALID_REQUEST_ID.match(value) else None
-    return None
-
-
 _DEADLINE_HEADER = DEADLINE_HEADER.lower().encode("ascii")
+_TRACE_ID_HEADER = TRACE_ID_HEADER.encode("ascii")
 
 
-def _incoming_deadline(scope: Scope) -> tuple[Deadline | None, str | None]:
-    """The caller's deadline from `X-Mercato-Deadline-Ms`, or why the header is unusable."""
-    for name, value in scope["headers"]:
-        if name == _DEADLINE_HEADER:
-            try:
-                return Deadline.from_header(value.decode("latin-1")), None
-            except ValueError as error:
-                return None, str(error)
-    return None, None
+class _Incoming:
+    """The request headers the middleware acts on, found in one pass."""
 
+    __slots__ = ("_deadline", "content_length", "request_id", "traceparent", "tracestate")
 
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.request_id: bytes | None = None
+        self.content_length: int | None = None
+        self.traceparent: str | None = None
+        self.tracestate: str | None = None
+        self._deadline: bytes | None = None
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    self.content_length = int(value)
+                except ValueError:
+                    self.content_length = None
+            elif name == b"traceparent":
+                self.traceparent = value.decode("latin-1")
+            elif name == REQUEST_ID_HEADER:
+                # A client-supplied id is echoed into logs and headers, so it must be tame.
+                self.request_id = value if _VALID_REQUEST_ID.match(value) else None
+            elif name == _DEADLINE_HEADER:
+                self._deadline = value
+            elif name == b"tracestate":
+                self.tracestate = value.decode("latin-1")
+
+    def deadline(self) -> tuple[Deadline | None, str | None]:
+        """The caller's deadline from `X-Mercato-Deadline-Ms`, or why it is unusable."""
+        if self._deadline is None:
+            return None, None
+        try:
+            return Deadline.from_header(self._deadline.decode("latin-1")), None
+        except ValueError as error:
+            return None, str(error)

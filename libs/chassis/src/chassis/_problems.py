@@ -22,6 +22,7 @@ from chassis.errors import (
     TooManyRequestsError,
     UnauthenticatedError,
 )
+from chassis.tracing import current_trace_id
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -74,6 +75,9 @@ def problem_body(
         body["instance"] = instance
     if request_id:
         body["request_id"] = request_id
+    trace_id = current_trace_id()
+    if trace_id:
+        body["trace_id"] = trace_id  # `mercato trace <trace_id>` shows what happened
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
     return orjson.dumps(body)

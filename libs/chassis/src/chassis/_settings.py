@@ -8,7 +8,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chassis.errors import ConfigurationError
@@ -62,6 +69,18 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(
         "info", validation_alias=_shared("LOG_LEVEL"), pattern=r"(?i)^(debug|info|warning|error)$"
     )
+    trace_dir: Path | None = Field(
+        None,
+        validation_alias=_shared("TRACE_DIR"),
+        description="write spans as JSON lines here (the embedded default; `mercato trace`)",
+    )
+    trace_sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        validation_alias=_shared("TRACE_SAMPLE_RATIO"),
+        description="share of new traces recorded; a caller's sampling decision is followed",
+    )
 
     host: str = "127.0.0.1"
     advertise_host: str = ""  # the address others reach this instance at; default `host`
@@ -70,6 +89,11 @@ class ServiceSettings(BaseSettings):
     migrate_on_start: bool | None = None
     max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     shutdown_timeout: float = Field(10.0, gt=0, le=300)
+
+    @field_validator("trace_dir", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: Any) -> Any:
+        return None if value == "" else value  # MERCATO_TRACE_DIR= turns the files off
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_placeholders(self) -> ServiceSettings:

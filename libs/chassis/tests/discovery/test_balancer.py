@@ -24,7 +24,7 @@ def fail(balancer: LoadBalancer, instance: ServiceInstance, times: int) -> None:
 
 
 def ejections(service: str) -> float:
-    return REGISTRY.get_sample_value("mercato_outlier_ejections_total", {"service": service}) or 0
+    return REGISTRY.get_sample_value("mercato_outlier_ejections_total", {"target": service}) or 0
 
 
 def test_no_instances_is_an_error_naming_the_service() -> None:

@@ -553,3 +553,57 @@ async def wait_for_letters(kit: Kit, consumer: str, count: int) -> list[Any]:
             return letters
         assert time.monotonic() < deadline, f"{len(letters)} dead letters, wanted {count}"
         await asyncio.sleep(0.05)
+
+
+# -- broker-side counts (consumer lag, stored dead letters) ---------------------------------
+
+
+async def eventually_equal(read: Callable[[], Awaitable[int]], expected: int) -> None:
+    deadline = time.monotonic() + 10
+    while (value := await read()) != expected:
+        assert time.monotonic() < deadline, f"{value}, wanted {expected}"
+        await asyncio.sleep(0.05)
+
+
+async def test_pending_counts_what_the_broker_has_not_handed_the_consumer_yet(kit: Kit) -> None:
+    gate = asyncio.Event()
+
+    async def hold(envelope: Envelope, delivery: Delivery) -> None:
+        await gate.wait()
+
+    held = Recorder(hold)
+    consumer = kit.consumer("lagging")
+    await kit.bus.subscribe(consumer, [kit.type("product.created.v1")], held)
+    assert await kit.bus.pending(consumer) == 0
+    sent = [kit.envelope(subject="one-lane") for _ in range(60)]
+    assert await kit.bus.publish_many(sent) == [None] * 60
+    await held.wait_for(1)
+
+    # The consumer holds what it fetched (one, or a prefetch window); the rest waits.
+    deadline = time.monotonic() + 10
+    while not 60 - 32 <= (lag := await kit.bus.pending(consumer)) <= 59:
+        assert time.monotonic() < deadline, f"lag {lag}"
+        await asyncio.sleep(0.05)
+    gate.set()
+    await held.wait_for(60)
+    await eventually_equal(lambda: kit.bus.pending(consumer), 0)
+    with pytest.raises(LookupError):
+        await kit.bus.pending(kit.consumer("never-subscribed"))
+
+
+async def test_dead_letter_count_follows_the_store(kit: Kit) -> None:
+    before = await kit.bus.dead_letter_count()  # RabbitMQ: the session's vhost is shared
+
+    async def refuse(envelope: Envelope, delivery: Delivery) -> None:
+        raise PermanentError("not for us")
+
+    consumer = kit.consumer("refusing")
+    await kit.bus.subscribe(consumer, [kit.type("product.created.v1")], Recorder(refuse))
+    await kit.bus.publish_many([kit.envelope(), kit.envelope()])
+    letters = await wait_for_letters(kit, consumer, 2)
+    await eventually_equal(kit.bus.dead_letter_count, before + 2)
+
+    await kit.bus.discard_dead_letter(letters[0].id)
+    await eventually_equal(kit.bus.dead_letter_count, before + 1)
+    await kit.bus.replay_dead_letter(letters[1].id)
+    await eventually_equal(kit.bus.dead_letter_count, before + 1)  # refused again, once more

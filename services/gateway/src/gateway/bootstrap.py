@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from chassis import InternalTokenCodec, configure_logging
+from chassis import InternalTokenCodec, configure_observability
 from chassis.discovery import (
     NatsKvRegistry,
     Registry,
@@ -18,12 +18,15 @@ from chassis.discovery import (
     utc_now,
 )
 from chassis.http import ServiceClient
+from chassis.tracing import flush_tracing
 from gateway.auth import AccessTokenVerifier
 from gateway.edge import Edge, problem
 from gateway.openapi import MergedOpenApi
+from gateway.order_events import EventStreamPolicy
 from gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.routing import SERVICE_ROUTES, RouteTable, parse_static_routes
 from gateway.settings import GatewaySettings
+from gateway.sites import Site
 
 VERSION = "0.1.0"
 EDGE = web.AppKey("edge", Edge)
@@ -35,12 +38,11 @@ def build_app(
     *,
     registry: Registry | None = None,
     limiter: RateLimiter | None = None,
+    order_events: EventStreamPolicy | None = None,
     configure_logs: bool = True,
 ) -> web.Application:
-    if configure_logs:
-        configure_logging(
-            service=settings.service_name, instance=settings.instance_id, level=settings.log_level
-        )
+    if configure_logs:  # process-wide: logs and where spans go
+        configure_observability(settings, version=VERSION)
     static = parse_static_routes(settings.static_routes)
     routes = RouteTable((*static, *SERVICE_ROUTES))
     if registry is None:
@@ -82,6 +84,7 @@ def build_app(
         request_timeout=settings.request_timeout,
         cors_origins=frozenset(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
         max_body_bytes=settings.max_body_bytes,
+        order_events=order_events,
     )
     openapi = MergedOpenApi(client, routes, version=VERSION)
     app = web.Application(client_max_size=settings.max_body_bytes)
@@ -116,7 +119,11 @@ def build_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", merged_openapi)
-    app.router.add_route("*", "/{tail:.*}", edge.handle)
+    # The web UIs, before the catch-all. The operations console will mount at /console.
+    Site.from_package("storefront", mount="").add_routes(app.router)
+    # Any path, even one with an encoded line break (`.` alone would leave those to aiohttp's
+    # plain-text 404): the edge answers problem+json for all of them.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", edge.handle)
 
     async def lifecycle(_: web.Application) -> Any:
         await registry.start()
@@ -140,6 +147,7 @@ def build_app(
         await client.close()
         await upstreams.close()
         await limiter.close()
+        flush_tracing()
         log.info("stopped")
 
     app.cleanup_ctx.append(lifecycle)

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis import (
     HTTP_IN_FLIGHT,
@@ -32,9 +34,11 @@ from chassis import (
 from chassis.errors import MercatoError, UnauthenticatedError
 from chassis.http import ServiceClient, ServiceResponse, ServiceUnavailableError
 from chassis.resilience import Deadline, deadline_scope
+from chassis.tracing import TRACE_ID_HEADER, context_from_traceparent, current_trace_id, tracer
 from gateway.auth import AccessTokenVerifier
+from gateway.order_events import EventStreamPolicy, stream_order
 from gateway.ratelimit import RateLimiter
-from gateway.routing import Route, RouteTable
+from gateway.routing import Route, RouteTable, route_label
 
 log = structlog.get_logger("gateway")
 
@@ -52,6 +56,7 @@ _RESPONSE_DROP = frozenset(
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _PRODUCT_PATH = re.compile(r"^/api/v1/products/(?P<id>[A-Za-z0-9-]{1,64})$")
 _ORDER_PATH = re.compile(r"^/api/v1/orders/(?P<id>[A-Za-z0-9-]{1,64})$")
+_ORDER_EVENTS_PATH = re.compile(r"^/api/v1/orders/(?P<id>[A-Za-z0-9-]{1,64})/events$")
 
 Composer = Callable[["Edge", web.Request, dict[str, str]], Awaitable[web.Response]]
 
@@ -94,6 +99,7 @@ class Edge:
         request_timeout: float,
         cors_origins: frozenset[str],
         max_body_bytes: int,
+        order_events: EventStreamPolicy | None = None,
     ) -> None:
         self.routes = routes
         self.client = client
@@ -104,6 +110,7 @@ class Edge:
         self.request_timeout = request_timeout
         self.cors_origins = cors_origins
         self.max_body_bytes = max_body_bytes
+        self.order_events = order_events or EventStreamPolicy()
         self._internal_cache: dict[Principal, tuple[str, float]] = {}
 
     # -- the request path ------------------------------------------------------------------
@@ -114,43 +121,60 @@ class Edge:
         request_id = incoming_id if _VALID_REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
         path = request.path
         route = self.routes.match(path)
-        template = route.prefix if route else "<unmatched>"
-        HTTP_IN_FLIGHT.inc()
-        response: web.StreamResponse
-        try:
-            response = await self._handle(request, route, request_id)
-        except MercatoError as error:
-            response = self._error(error, request_id, path)
-        except ServiceUnavailableError as error:
-            response = problem(
-                503,
-                f"{error.service} is unavailable right now; try again shortly.",
-                request_id=request_id, instance=path, slug="service-unavailable",
-                headers={"Retry-After": "1"},
+        template = route_label(route, path)
+        span = tracer().start_span(
+            f"{request.method} {template}",
+            context=context_from_traceparent(
+                request.headers.get("traceparent"), request.headers.get("tracestate")
+            ),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "url.path": path},
+        )
+        with trace.use_span(span, end_on_exit=True, record_exception=False):
+            HTTP_IN_FLIGHT.inc()
+            response: web.StreamResponse
+            try:
+                response = await self._handle(request, route, request_id)
+            except MercatoError as error:
+                response = self._error(error, request_id, path)
+            except ServiceUnavailableError as error:
+                response = problem(
+                    503,
+                    f"{error.service} is unavailable right now; try again shortly.",
+                    request_id=request_id, instance=path, slug="service-unavailable",
+                    headers={"Retry-After": "1"},
+                )  # fmt: skip
+            except web.HTTPRequestEntityTooLarge:
+                response = problem(
+                    413,
+                    f"The request body is larger than the limit of {self.max_body_bytes} bytes.",
+                    request_id=request_id, instance=path, slug="payload-too-large",
+                )  # fmt: skip
+            except Exception:
+                log.exception("unhandled_error", path=path, request_id=request_id)
+                response = problem(
+                    500, f"Something went wrong on our side; quote request id {request_id}.",
+                    request_id=request_id, instance=path, slug="internal",
+                )  # fmt: skip
+            finally:
+                HTTP_IN_FLIGHT.dec()
+            self._cors(request, response)
+            elapsed = time.perf_counter() - started
+            method = method_label(request.method)
+            HTTP_REQUESTS.labels(template, method, str(response.status)).inc()
+            HTTP_REQUEST_DURATION.labels(template, method).observe(elapsed)
+            log.info(
+                "request", method=method, path=path, route=template, status=response.status,
+                duration_ms=round(elapsed * 1000, 3), request_id=request_id,
             )  # fmt: skip
-        except web.HTTPRequestEntityTooLarge:
-            response = problem(
-                413, f"The request body is larger than the limit of {self.max_body_bytes} bytes.",
-                request_id=request_id, instance=path, slug="payload-too-large",
-            )  # fmt: skip
-        except Exception:
-            log.exception("unhandled_error", path=path, request_id=request_id)
-            response = problem(
-                500, f"Something went wrong on our side; quote request id {request_id}.",
-                request_id=request_id, instance=path, slug="internal",
-            )  # fmt: skip
-        finally:
-            HTTP_IN_FLIGHT.dec()
-        self._cors(request, response)
-        elapsed = time.perf_counter() - started
-        method = method_label(request.method)
-        HTTP_REQUESTS.labels(template, method, str(response.status)).inc()
-        HTTP_REQUEST_DURATION.labels(template, method).observe(elapsed)
-        log.info(
-            "request", method=method, path=path, route=template, status=response.status,
-            duration_ms=round(elapsed * 1000, 3), request_id=request_id,
-        )  # fmt: skip
-        return response
+            span.set_attribute("http.route", template)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status}"))
+            trace_id = current_trace_id()
+            if trace_id and not response.prepared:
+                response.headers[TRACE_ID_HEADER] = trace_id
+            return response
 
     async def _handle(
         self, request: web.Request, route: Route | None, request_id: str
@@ -182,6 +206,9 @@ class Edge:
             match = _ORDER_PATH.match(request.path)
             if match:
                 return await self._compose_order(match["id"], headers, request_id)
+            match = _ORDER_EVENTS_PATH.match(request.path)
+            if match:
+                return await self._order_events(request, match["id"], principal, headers)
         return await self._forward(request, route, headers, request_id)
 
     async def _authenticate(self, request: web.Request) -> Principal | None:
@@ -225,9 +252,11 @@ class Edge:
         body = await request.read() if request.can_read_body else None
         # Static upstreams (legacy systems being strangled) sit in their own static registry.
         client = self.upstreams if route.upstream is not None else self.client
+        # The path as the client encoded it: decoded, `%3F` or `%23` would become the start of
+        # a query or a fragment upstream, and the service would answer another request.
         with deadline_scope(Deadline.after(self.request_timeout)):
             answer = await client.request(
-                route.service or "", request.method, request.rel_url.path, data=body,
+                route.service or "", request.method, request.rel_url.raw_path, data=body,
                 params=request.rel_url.query, headers=headers,
             )  # fmt: skip
         return _relay(answer, request_id)
@@ -256,22 +285,63 @@ class Edge:
     async def _compose_order(
         self, order_id: str, headers: dict[str, str], request_id: str
     ) -> web.Response:
+        document = await self._order_document(order_id, headers)
+        if isinstance(document, ServiceResponse):
+            return _relay(document, request_id)
+        return web.Response(
+            body=orjson.dumps(document),
+            content_type="application/json",
+            headers={"x-request-id": request_id},
+        )
+
+    async def _order_document(
+        self, order_id: str, headers: dict[str, str]
+    ) -> dict[str, Any] | ServiceResponse:
         """The order from orders with its payment status from payments (null when payments
-        cannot say). Both services check that the caller owns the order."""
+        cannot say), or orders' answer when it is not 200. Both services check that the
+        caller owns the order."""
         with deadline_scope(Deadline.after(self.request_timeout)):
             order = await self.client.request(
                 "orders", "GET", f"/api/v1/orders/{order_id}", headers=headers
             )
             if order.status != 200:
-                return _relay(order, request_id)
-            document = order.json()
+                return order
+            document: dict[str, Any] = order.json()
             document["payment"] = await self._optional(
                 "payments", "/api/v1/payments", {"order_id": order_id}, headers
             )
-        return web.Response(
-            body=orjson.dumps(document),
-            content_type="application/json",
-            headers={"x-request-id": request_id},
+        return document
+
+    async def _order_events(
+        self,
+        request: web.Request,
+        order_id: str,
+        principal: Principal | None,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        """The order's changes as Server-Sent Events (gateway.order_events). The first
+        document is fetched exactly as GET /api/v1/orders/{id} is, so a caller who may not
+        read the order gets the same problem answer and no stream."""
+        request_id = headers["x-request-id"]
+        first = await self._order_document(order_id, headers)
+        if isinstance(first, ServiceResponse):
+            return _relay(first, request_id)
+
+        async def fetch() -> dict[str, Any] | None:
+            if principal is not None:  # internal tokens are short-lived; the stream is not
+                headers[PRINCIPAL_HEADER] = self._internal_token(principal)
+            try:
+                found = await self._order_document(order_id, headers)
+            except (ServiceUnavailableError, TimeoutError):
+                return None
+            return None if isinstance(found, ServiceResponse) else found
+
+        response_headers = {"x-request-id": request_id}
+        origin = request.headers.get("origin")
+        if origin and origin in self.cors_origins:  # headers go out before the first event
+            response_headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+        return await stream_order(
+            request, first, fetch, policy=self.order_events, headers=response_headers
         )
 
     async def _optional(

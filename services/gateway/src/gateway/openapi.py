@@ -38,7 +38,7 @@ def merge(
         for path, item in document.get("paths", {}).items():
             route = routes.match(path)
             if route is not None and route.service == service:
-                paths[path] = item
+                paths[path] = _bearer_secured(item)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -54,6 +54,15 @@ def merge(
             },
         },
     }
+
+
+def _bearer_secured(item: dict[str, Any]) -> dict[str, Any]:
+    """A service's guarded operation wants the internal identity token, which the gateway
+    makes from the client's bearer token: publicly, it wants the bearer token."""
+    for operation in item.values():
+        if isinstance(operation, dict) and "security" in operation:
+            operation["security"] = [{"bearer": []}]
+    return item
 
 
 class MergedOpenApi:

@@ -28,6 +28,19 @@ SERVICE_ROUTES: tuple[Route, ...] = (
 )
 
 
+def route_label(route: Route | None, path: str) -> str:
+    """The `route` label of a request in metrics and logs: bounded, unlike the raw path.
+
+    The route's prefix for the collection itself (`POST /api/v1/orders` places an order),
+    `<prefix>/*` for anything below it (`/api/v1/orders/{id}/cancel`), `<unmatched>` for a
+    path no route takes.
+    """
+    if route is None:
+        return "<unmatched>"
+    prefix = route.prefix.rstrip("/")
+    return route.prefix if path.rstrip("/") == prefix else f"{prefix}/*"
+
+
 def parse_static_routes(spec: str) -> tuple[Route, ...]:
     """`/legacy=http://127.0.0.1:9000,/old-shop=http://…` → routes to fixed upstreams."""
     routes = []
@@ -43,6 +56,13 @@ def parse_static_routes(spec: str) -> tuple[Route, ...]:
     return tuple(routes)
 
 
+# A decoded path with dot segments (`..%2f` decodes to `../`) or control characters is not
+# the path the service would get: on the way upstream dot segments are resolved and line
+# breaks dropped, so `/api/v1/orders/..%2f..%2f..%2finternal/audit/orders` would be routed
+# to orders as an order and arrive as `/internal/audit/orders`. Such a path is no resource.
+_AMBIGUOUS = re.compile(r"(?:^|/)\.\.?(?:/|$)|[\x00-\x1f\x7f]")
+
+
 class RouteTable:
     """Longest-prefix match on path segments, precompiled into a dict per prefix length."""
 
@@ -52,6 +72,8 @@ class RouteTable:
         self._lengths = sorted({route.prefix.count("/") for route in routes}, reverse=True)
 
     def match(self, path: str) -> Route | None:
+        if _AMBIGUOUS.search(path):
+            return None
         parts = path.split("/")
         for depth in self._lengths:
             if len(parts) > depth:

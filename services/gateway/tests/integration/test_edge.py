@@ -357,3 +357,38 @@ async def test_merged_openapi_lists_each_services_public_paths(stack: Stack) -> 
     assert status == 200
     assert body["openapi"] == "3.1.0"
     assert "bearer" in body["components"]["securitySchemes"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nowhere%0A",  # once slipped past the catch-all route to aiohttp's text/plain 404
+        "/api/v1/products/a%0Ab",  # forwarded, the line break was dropped: another path
+        "/api/v1/products/..%2f..%2f..%2finternal%2faudit%2fstock",
+        "/api/v1/products/..%2F..%2F..%2Fmetrics",
+        "/api/v1/users/%2e%2e%2f%2e%2e%2f%2e%2e%2fopenapi.json",
+        "/api/v1/products/.%0A./.%0A./.%0A./internal/audit/stock",
+    ],
+)
+async def test_paths_that_would_change_upstream_are_404_and_reach_no_service(
+    stack: Stack, path: str
+) -> None:
+    # Decoded, `..%2f` is `../`, and dot segments are resolved on the way upstream: routed as
+    # a product, the request used to reach the service's /internal, /metrics or /openapi.json.
+    token = access_token(stack.key, roles=["customer", "admin"])
+    status, headers, body = await get(stack, path, headers={"Authorization": f"Bearer {token}"})
+    assert status == 404, body
+    assert headers["content-type"] == "application/problem+json"
+    assert stack.catalog.seen == [] and stack.identity.seen == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/products/a%3Fb/x", "/api/v1/products/a%23b/x", "/api/v1/products/a%2Fb",
+     "/api/v1/products/%25", "/api/v1/products/a%20b?q=1"],
+)  # fmt: skip
+async def test_the_service_gets_the_path_as_the_client_encoded_it(stack: Stack, path: str) -> None:
+    # Forwarded decoded, `a%3Fb/x` became `a` with the query `b/x`: another operation.
+    status, _, _ = await get(stack, path)
+    assert status == 200
+    assert stack.catalog.seen[-1]["path"] == path

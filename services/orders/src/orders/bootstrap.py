@@ -25,6 +25,7 @@ from orders.entrypoints.contracts import CONTRACTS
 from orders.entrypoints.internal import build_internal_router
 from orders.entrypoints.messages import build_consumer, consumed_types
 from orders.service_layer import handlers
+from orders.service_layer.admission import CheckoutAdmission
 from orders.service_layer.checkout import checkout_saga
 from orders.service_layer.ports import Catalog, Clock
 from orders.settings import OrdersSettings
@@ -143,6 +144,11 @@ def build_app(
                 max_page_size=settings.max_page_size,
                 max_pending=settings.max_pending_orders,
                 pending_retry_after=settings.pending_retry_after,
+                admission=CheckoutAdmission(
+                    target_wait=settings.checkout_target_wait,
+                    floor=settings.checkout_floor,
+                    horizon=pending_budget(settings),
+                ),
             ),
             build_internal_router(
                 uow=uow,

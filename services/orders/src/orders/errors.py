@@ -15,7 +15,10 @@ chassis.errors.InvalidInputError
 chassis.errors.PreconditionFailedError
 └── IdempotencyKeyMissingError    POST /orders needs an Idempotency-Key header (428)
 chassis.errors.TooManyRequestsError
-└── TooManyPendingOrdersError     too many PENDING orders; `retry_after` seconds
+├── TooManyPendingOrdersError     too many PENDING orders; `retry_after` seconds
+└── CheckoutBusyError             the checkouts in flight are behind: load shed (429, not a
+                                  503, so callers neither retry it elsewhere nor count it
+                                  against the instance's health)
 chassis.errors.MercatoError
 └── CatalogUnavailableError       catalog could not answer; the API maps it to 503
 
@@ -38,6 +41,7 @@ from chassis.errors import (
 
 __all__ = [
     "CatalogUnavailableError",
+    "CheckoutBusyError",
     "DuplicateProductError",
     "IdempotencyKeyMissingError",
     "IdempotencyKeyReusedError",
@@ -173,6 +177,18 @@ class TooManyPendingOrdersError(TooManyRequestsError):
             f"you have {limit} orders still being processed; try again in {retry_after} s",
             retry_after=retry_after,
             limit=limit,
+        )
+
+
+class CheckoutBusyError(TooManyRequestsError):
+    title = "Checkout busy"
+    slug = "checkout-busy"
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(
+            "too many checkouts are in progress to take yours now; nothing was ordered, "
+            f"try again in {retry_after} s",
+            retry_after=retry_after,
         )
 
 

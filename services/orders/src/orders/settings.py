@@ -25,6 +25,15 @@ class OrdersSettings(ServiceSettings):
         86_400, ge=60, le=30 * 86_400, description="seconds an Idempotency-Key is remembered"
     )
 
+    checkout_target_wait: float = Field(
+        5.0, gt=0, le=600,
+        description="seconds a new checkout may expect to queue behind those in flight; "
+        "beyond, new orders are refused with 503 and Retry-After (load shedding)",
+    )  # fmt: skip
+    checkout_floor: int = Field(
+        20, ge=1, le=100_000, description="checkouts always allowed in flight, whatever the pace"
+    )
+
     catalog_timeout: float = Field(3.0, gt=0, le=60, description="seconds per catalog call")
 
     saga_step_timeout: float = Field(

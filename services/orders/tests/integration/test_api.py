@@ -339,3 +339,21 @@ async def test_health_and_readiness(api: Any, kit: Any) -> None:
     ready = await api.client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+async def test_checkouts_past_what_the_sagas_can_finish_are_shed_with_429(
+    kit: Any, make_settings: Any, catalog: Any
+) -> None:
+    bus = InMemoryMessageBus()
+    await bus.start()
+    settings = make_settings(checkout_floor=2, checkout_target_wait=5)
+    async with kit.serving(settings, bus=bus, registry=catalog.registry()) as api:
+        first = await api.place(user="alice")
+        assert first.status_code == 202
+        assert (await api.place(user="bob")).status_code == 202
+        shed = await api.place(user="carol")
+        assert problem(shed, 429)["type"] == "/problems/checkout-busy"
+        assert int(shed.headers["retry-after"]) >= 1
+        # an accepted order asked again is answered again, not shed
+        again = await api.place(user="alice", key=first.request.headers["idempotency-key"])
+        assert again.status_code == 202 and again.json()["id"] == first.json()["id"]

@@ -144,3 +144,22 @@ async def test_idempotency_keys_are_stored_per_user_and_expire(uow: UowFactory) 
     async with uow() as reader:
         assert await reader.idempotency.get("alice", "k1") is None
         assert await reader.idempotency.get("bob", "k1") is not None
+
+
+async def test_checkout_load_counts_recent_pending_and_recently_settled(uow: UowFactory) -> None:
+    # orders 0..5 created a minute apart; 1 and 2 settle at minute 10, 3 at minute 20
+    everything = [order(n) for n in range(6)]
+    await store(uow, *everything)
+    async with uow(write=True) as writer:
+        await writer.orders.save(everything[1].confirm(BASE + timedelta(minutes=10)))
+        await writer.orders.save(everything[2].reject("out_of_stock", BASE + timedelta(minutes=10)))
+        await writer.orders.save(everything[3].confirm(BASE + timedelta(minutes=20)))
+        await writer.commit()
+    async with uow() as reader:
+        load = reader.orders.checkout_load
+        # all created since the start: 0, 4, 5 pending; settled since minute 15: only 3
+        assert await load(created_since=BASE, settled_since=BASE + timedelta(minutes=15)) == (3, 1)
+        assert await load(created_since=BASE, settled_since=BASE + timedelta(minutes=5)) == (3, 3)
+        # created since minute 2: order 0 is older than the horizon (stuck, not queued)
+        since = BASE + timedelta(minutes=2)
+        assert await load(created_since=since, settled_since=BASE) == (2, 2)

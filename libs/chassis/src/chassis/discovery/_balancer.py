@@ -32,8 +32,9 @@ __all__ = ["OUTLIER_EJECTIONS", "BalancingStrategy", "LoadBalancer"]
 
 OUTLIER_EJECTIONS = Counter(
     "mercato_outlier_ejections_total",
-    "Instances ejected from load balancing after consecutive failures.",
-    ["service"],
+    "Instances ejected from load balancing after consecutive failures, by the service "
+    "they belong to (`target`: `service` is the scraped instance's own label)",
+    ["target"],
 )
 
 BalancingStrategy = Literal["p2c", "round_robin"]

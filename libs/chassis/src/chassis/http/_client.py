@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.discovery import LoadBalancer, NoInstancesError, Registry, ServiceInstance
 from chassis.resilience import (
@@ -37,6 +38,7 @@ from chassis.resilience import (
     current_deadline,
     timeout_for,
 )
+from chassis.tracing import TRACEPARENT, traceparent_of, tracer
 
 __all__ = ["ServiceCallError", "ServiceClient", "ServiceResponse", "ServiceUnavailableError"]
 
@@ -267,16 +269,41 @@ class ServiceClient:
         deadline = current_deadline.get()
         if deadline is not None:
             headers = {**headers, DEADLINE_HEADER: deadline.to_header()}
-        async with self._session.request(
-            method,
-            f"{instance.url}{path}",
-            data=body,
-            params=params,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=seconds),
-            allow_redirects=False,
-        ) as response:
-            payload = await response.read()
+        # One client span per attempt: a retry shows as a second call, to another instance.
+        with tracer().start_as_current_span(
+            f"{method} {instance.service}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": method,
+                "server.address": instance.host,
+                "server.port": instance.port,
+                "url.path": path,
+                "peer.service": instance.service,
+                "mercato.instance": instance.instance_id,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            traceparent = traceparent_of(span)
+            if traceparent is not None:
+                headers = {**headers, TRACEPARENT: traceparent}
+            try:
+                async with self._session.request(
+                    method,
+                    f"{instance.url}{path}",
+                    data=body,
+                    params=params,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=seconds),
+                    allow_redirects=False,
+                ) as response:
+                    payload = await response.read()
+            except BaseException as error:
+                span.set_status(Status(StatusCode.ERROR, _describe(error)))
+                raise
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status}"))
             return ServiceResponse(
                 response.status, response.headers, payload, instance=instance.instance_id
             )

@@ -91,3 +91,12 @@ class MessageBus(Protocol):
         """Deliver the original envelope again to its consumer only, and remove the letter."""
 
     async def discard_dead_letter(self, dead_letter_id: str) -> None: ...
+
+    # For metrics: broker-side counts, cheap enough to sample every few seconds.
+    async def pending(self, consumer: str) -> int:
+        """Messages waiting for `consumer` that the broker has not delivered yet (its lag).
+
+        Raises `LookupError` if `consumer` is not subscribed through this bus."""
+
+    async def dead_letter_count(self) -> int:
+        """How many dead letters the store holds, all consumers together."""

@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote
 
 import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.messaging._bus import DeadLetter, Delivery, Handler, RetryPolicy
 from chassis.messaging._envelope import Envelope
@@ -36,6 +39,7 @@ from chassis.messaging._metrics import (
     MESSAGES_CONSUMED,
 )
 from chassis.messaging.errors import BrokerUnavailableError, MalformedMessageError, PermanentError
+from chassis.tracing import context_from_traceparent, tracer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -227,19 +231,34 @@ async def judge(
     """
     consumer = delivery.consumer
     if isinstance(parsed, MalformedMessageError):
-        verdict = Verdict(Outcome.DEAD_LETTER, _reason(parsed))
-        MESSAGES_CONSUMED.labels(consumer, UNKNOWN_TYPE, verdict.outcome).inc()
-        return verdict
+        unreadable = Verdict(Outcome.DEAD_LETTER, _reason(parsed))
+        MESSAGES_CONSUMED.labels(consumer, UNKNOWN_TYPE, unreadable.outcome).inc()
+        return unreadable
     if delivery.attempt > retry.max_attempts:
-        verdict = Verdict(
+        exhausted = Verdict(
             Outcome.DEAD_LETTER,
             f"AttemptsExhausted: delivered {delivery.attempt} times without an outcome "
             "(the consumer crashed, timed out or stopped while handling it)",
         )
-        MESSAGES_CONSUMED.labels(consumer, parsed.type, verdict.outcome).inc()
-        return verdict
+        MESSAGES_CONSUMED.labels(consumer, parsed.type, exhausted.outcome).inc()
+        return exhausted
 
     started = time.perf_counter()
+    span = tracer().start_span(
+        f"consume {parsed.type}",
+        context=context_from_traceparent(parsed.traceparent),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.operation.type": "process",
+            "messaging.destination.name": parsed.type,
+            "messaging.consumer.group.name": consumer,
+            "messaging.message.id": parsed.id,
+            "messaging.message.conversation_id": parsed.correlation_id or parsed.id,
+            "mercato.delivery.attempt": delivery.attempt,
+        },
+    )
+    attached = otel_context.attach(trace.set_span_in_context(span))
+    verdict: Verdict | None = None  # stays None when the handler is cancelled
     try:
         await handler(parsed, delivery)
     except (MalformedMessageError, PermanentError) as error:
@@ -263,8 +282,18 @@ async def judge(
         verdict = Verdict(Outcome.ACK)
     finally:
         HANDLING_DURATION.labels(consumer).observe(time.perf_counter() - started)
+        otel_context.detach(attached)
+        _end_span(span, verdict)
     MESSAGES_CONSUMED.labels(consumer, parsed.type, verdict.outcome).inc()
     return verdict
+
+
+def _end_span(span: trace.Span, verdict: Verdict | None) -> None:
+    if verdict is not None:
+        span.set_attribute("mercato.outcome", verdict.outcome.value)
+        if verdict.outcome is not Outcome.ACK:
+            span.set_status(Status(StatusCode.ERROR, verdict.reason))
+    span.end()
 
 
 # -- dead letters ----------------------------------------------------------------------

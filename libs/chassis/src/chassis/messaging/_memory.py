@@ -204,6 +204,17 @@ class InMemoryMessageBus:
         self._find_letter(dead_letter_id)
         del self._letters[dead_letter_id]
 
+    # -- counts --------------------------------------------------------------------------
+
+    async def pending(self, consumer: str) -> int:
+        group = self._groups.get(consumer)
+        if group is None:
+            raise LookupError(f"consumer {consumer!r} never subscribed")
+        return len(group.queue)  # retries waiting out their backoff are not there yet
+
+    async def dead_letter_count(self) -> int:
+        return len(self._letters)
+
     def _find_letter(self, dead_letter_id: str) -> DeadLetter:
         try:
             return self._letters[dead_letter_id]

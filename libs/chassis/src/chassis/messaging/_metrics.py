@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "CONSUMER_LAG",
     "DEAD_LETTERS",
+    "DEAD_LETTERS_STORED",
     "HANDLING_DURATION",
     "MESSAGES_CONSUMED",
     "MESSAGES_PUBLISHED",
@@ -25,6 +27,15 @@ DEAD_LETTERS = Counter(
     "mercato_dead_letters_total",
     "Messages stored as dead letters, by consumer",
     ["consumer"],
+)
+CONSUMER_LAG = Gauge(
+    "mercato_consumer_lag_messages",
+    "Messages the broker holds for a consumer and has not delivered yet, as last sampled",
+    ["consumer"],
+)
+DEAD_LETTERS_STORED = Gauge(
+    "mercato_dead_letters_stored",
+    "Dead letters waiting in the broker's store (every consumer's), as last sampled",
 )
 HANDLING_DURATION = Histogram(
     "mercato_message_handling_duration_seconds",

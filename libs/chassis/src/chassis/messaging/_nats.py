@@ -622,6 +622,30 @@ class NatsJetStreamBus:
         except _BROKER_ERRORS as exc:
             raise BrokerUnavailableError(f"cannot discard {dead_letter_id}: {exc!r}") from exc
 
+    # -- counts --------------------------------------------------------------------------
+
+    async def pending(self, consumer: str) -> int:
+        """The durable's `num_pending` on every stream it reads (domains and replays)."""
+        state = next((c for c in self._consumers if c.name == consumer), None)
+        if state is None:
+            raise LookupError(f"consumer {consumer!r} is not subscribed through this bus")
+        js = self._require_js()
+        try:
+            infos = [await js.consumer_info(pull.stream, pull.durable) for pull in state.pulls]
+        except _BROKER_ERRORS as exc:
+            raise BrokerUnavailableError(f"cannot read consumer {consumer}: {exc!r}") from exc
+        return sum(info.num_pending or 0 for info in infos)
+
+    async def dead_letter_count(self) -> int:
+        js = self._require_js()
+        try:
+            info = await js.stream_info(DEAD_LETTER_STREAM)
+        except nats.js.errors.NotFoundError:
+            return 0
+        except _BROKER_ERRORS as exc:
+            raise BrokerUnavailableError(f"cannot read dead letters: {exc!r}") from exc
+        return info.state.messages
+
 
 def _consumer_config(
     consumer: str,

@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +59,7 @@ from chassis.messaging._bus import MessageBus
 from chassis.messaging._envelope import Envelope
 from chassis.messaging._tables import LAST_ERROR_LENGTH, messaging_tables
 from chassis.resilience._clock import SYSTEM_CLOCK, Clock, Sleep
+from chassis.tracing import context_from_traceparent, traceparent_of, tracer
 
 __all__ = [
     "OUTBOX_BACKLOG",
@@ -97,21 +100,46 @@ def _outbox() -> Table:
 
 
 async def record_events(session: AsyncSession, envelopes: Iterable[Envelope]) -> None:
-    """Add `envelopes` to the outbox in the caller's transaction (it commits them)."""
+    """Add `envelopes` to the outbox in the caller's transaction (it commits them).
+
+    Each message gets a producer span, child of the current span (the request or message
+    being handled) or else of the trace the envelope already names; the envelope carries
+    that span's `traceparent`, so its consumers continue the same trace.
+    """
     now = datetime.now(UTC)
     rows = [
         {
-            "id": envelope.id,
-            "type": envelope.type,
-            "subject": envelope.subject,
-            "envelope": envelope.to_bytes().decode(),
+            "id": traced.id,
+            "type": traced.type,
+            "subject": traced.subject,
+            "envelope": traced.to_bytes().decode(),
             "created_at": now,
             "attempts": 0,
         }
-        for envelope in envelopes
+        for traced in map(_produced, envelopes)
     ]
     if rows:
         await session.execute(insert(_outbox()), rows)
+
+
+def _produced(envelope: Envelope) -> Envelope:
+    parent = None
+    if not trace.get_current_span().get_span_context().is_valid:
+        parent = context_from_traceparent(envelope.traceparent)
+    span = tracer().start_span(
+        f"publish {envelope.type}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.operation.type": "publish",
+            "messaging.destination.name": envelope.type,
+            "messaging.message.id": envelope.id,
+            "messaging.message.conversation_id": envelope.correlation_id or envelope.id,
+        },
+    )
+    # Ends now: the message is committed with its transaction; the relay sends it later.
+    span.end()
+    return envelope.with_trace(traceparent_of(span) or envelope.traceparent)
 
 
 @dataclass(frozen=True)

@@ -496,3 +496,31 @@ class RabbitMqBus:
         async with self._letter_session() as session:
             message, _ = session.find(dead_letter_id)
             await message.ack()
+
+    # -- counts --------------------------------------------------------------------------
+
+    async def pending(self, consumer: str) -> int:
+        """The ready messages of the consumer's queue (not its unacked ones, nor retries
+        waiting in their delay queues)."""
+        if not any(state.name == consumer for state in self._consumers):
+            raise LookupError(f"consumer {consumer!r} is not subscribed through this bus")
+        return await self._message_count(consumer_queue(consumer))
+
+    async def dead_letter_count(self) -> int:
+        """The ready letters: a listing running meanwhile holds its letters unacked."""
+        return await self._message_count(DEAD_LETTER_QUEUE)
+
+    async def _message_count(self, queue: str) -> int:
+        # A channel of its own: a passive declare that fails closes its channel.
+        connection = self._require_connection()
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                channel = await connection.channel()
+                try:
+                    declared = await channel.declare_queue(queue, passive=True)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await channel.close()
+        except _BROKER_ERRORS as exc:
+            raise BrokerUnavailableError(f"cannot count {queue}: {exc!r}") from exc
+        return declared.declaration_result.message_count or 0

@@ -10,22 +10,34 @@ starts/stops it in the app's lifespan:
         ...; await record_events(session, [messaging.event(type, subject, data)])
         await uow.commit()
     messaging.notify()               # wake the relay now rather than at its next poll
+
+While running, it samples from the broker every `metrics_interval` seconds what only the
+broker knows: each consumer's lag (`mercato_consumer_lag_messages`) and the dead letters
+waiting in the store (`mercato_dead_letters_stored`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import structlog
 
 from chassis._database import Database
 from chassis.messaging._bus import MessageBus, RetryPolicy, Subscription
 from chassis.messaging._envelope import Envelope
 from chassis.messaging._factory import bus_from_url
 from chassis.messaging._inbox import Apply, idempotent
+from chassis.messaging._metrics import CONSUMER_LAG, DEAD_LETTERS_STORED
 from chassis.messaging._outbox import OutboxRelay
+from chassis.resilience._clock import Sleep
 
 __all__ = ["Messaging"]
+
+_log = structlog.get_logger("chassis.messaging")
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,14 @@ class _Consumer:
 
 class Messaging:
     def __init__(
-        self, *, bus: MessageBus, database: Database, service: str, relay: OutboxRelay | None = None
+        self,
+        *,
+        bus: MessageBus,
+        database: Database,
+        service: str,
+        relay: OutboxRelay | None = None,
+        metrics_interval: float | None = 15.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.bus = bus
         self.database = database
@@ -46,6 +65,9 @@ class Messaging:
         self.relay = relay or OutboxRelay(database, bus)
         self._consumers: list[_Consumer] = []
         self._subscriptions: list[Subscription] = []
+        self._metrics_interval = metrics_interval
+        self._sleep = sleep
+        self._sampler: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, database: Database, service: str) -> Messaging:
@@ -88,8 +110,15 @@ class Messaging:
                     consumer.name, consumer.types, handler, retry=consumer.retry
                 )
             )
+        if self._consumers and self._metrics_interval is not None:
+            self._sampler = asyncio.create_task(self._sample_forever(self._metrics_interval))
 
     async def stop(self) -> None:
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         subscriptions, self._subscriptions = self._subscriptions, []
         for subscription in subscriptions:
             await subscription.stop()
@@ -99,3 +128,24 @@ class Messaging:
     async def ping(self) -> None:
         """For readiness: raises when the broker cannot be reached."""
         await self.bus.ping()
+
+    async def sample_metrics(self) -> None:
+        """Read each consumer's lag and the stored dead letters from the broker into the
+        gauges (a service without consumers has neither to report)."""
+        if not self._consumers:
+            return
+        for name in dict.fromkeys(consumer.name for consumer in self._consumers):
+            CONSUMER_LAG.labels(name).set(await self.bus.pending(name))
+        DEAD_LETTERS_STORED.set(await self.bus.dead_letter_count())
+
+    async def _sample_forever(self, interval: float) -> None:
+        failing = False
+        while True:
+            try:
+                await self.sample_metrics()
+                failing = False
+            except Exception as error:  # the broker is down: the gauges keep their last values
+                if not failing:
+                    _log.warning("sampling broker metrics failed", error=repr(error))
+                failing = True
+            await self._sleep(interval)

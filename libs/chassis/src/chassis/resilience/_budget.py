@@ -9,7 +9,7 @@ retries add at `ratio` (20% by default) instead of multiplying it by the attempt
 from __future__ import annotations
 
 from chassis.resilience._clock import SYSTEM_CLOCK, Clock
-from chassis.resilience._metrics import RETRY_BUDGET_EXHAUSTED
+from chassis.resilience._metrics import RETRY_BUDGET_EXHAUSTED, track_budget
 from chassis.resilience._window import SlicedCounts
 
 __all__ = ["RetryBudget"]
@@ -43,10 +43,19 @@ class RetryBudget:
         self._counts = SlicedCounts(
             fields=2, slices=_SLICES, slice_seconds=window / _SLICES, clock=clock
         )
+        track_budget(self)
 
     def record_request(self) -> None:
         """Count one original request (not a retry); each one earns `ratio` retries."""
         self._counts.add(1, 0)
+
+    def utilization(self) -> float:
+        """Retries made in the window over the retries it allows (1.0: none left)."""
+        requests, retries = self._counts.totals()
+        allowed = self.ratio * requests + self.floor
+        if not retries:
+            return 0.0
+        return min(retries / allowed, 1.0) if allowed > 0 else 1.0
 
     def try_acquire_retry(self) -> bool:
         """Spend one retry if the budget allows it; False (and counted) if it does not."""

@@ -7,7 +7,13 @@ a metric twice.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+import weakref
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = [
     "BREAKER_CALLS",
@@ -17,6 +23,7 @@ __all__ = [
     "BULKHEAD_REJECTED",
     "RETRY_ATTEMPTS",
     "RETRY_BUDGET_EXHAUSTED",
+    "track_budget",
 ]
 
 BREAKER_TRANSITIONS = Counter(
@@ -55,3 +62,42 @@ BULKHEAD_REJECTED = Counter(
     "Calls a full bulkhead rejected",
     ["bulkhead"],
 )
+
+
+class _Budget(Protocol):
+    @property
+    def target(self) -> str: ...
+    def utilization(self) -> float: ...
+
+
+class _BudgetUtilization(Collector):
+    """Each target's retry budget use, read when scraped (a window decays between calls)."""
+
+    def __init__(self) -> None:
+        self._budgets: weakref.WeakSet[_Budget] = weakref.WeakSet()
+
+    def track(self, budget: _Budget) -> None:
+        self._budgets.add(budget)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mercato_retry_budget_utilization_ratio",
+            "Retries made in a retry budget's window over the retries it allows there "
+            "(1 = exhausted: further retries are refused), by target",
+            labels=["target"],
+        )
+        used: dict[str, float] = {}
+        for budget in list(self._budgets):
+            used[budget.target] = max(used.get(budget.target, 0.0), budget.utilization())
+        for target, ratio in sorted(used.items()):
+            family.add_metric([target], ratio)
+        yield family
+
+
+_BUDGETS = _BudgetUtilization()
+REGISTRY.register(_BUDGETS)
+
+
+def track_budget(budget: _Budget) -> None:
+    """Report `budget`'s use in `mercato_retry_budget_utilization_ratio` while it lives."""
+    _BUDGETS.track(budget)

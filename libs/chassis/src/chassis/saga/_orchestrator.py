@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ from typing import Any, Protocol, cast
 
 import orjson
 import structlog
-from sqlalchemy import CursorResult, and_, event, insert, or_, select, update
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Status, StatusCode
+from sqlalchemy import CursorResult, and_, event, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,7 +47,14 @@ from chassis.discovery import UtcClock, utc_now
 from chassis.messaging import Envelope, record_events
 from chassis.resilience import Sleep
 from chassis.saga._definition import Command, Compensation, SagaDefinition, Step, StepKind
-from chassis.saga._metrics import SAGA_DURATION, SAGA_STEPS, SAGAS_FINISHED, SAGAS_STARTED
+from chassis.saga._metrics import (
+    SAGA_DURATION,
+    SAGA_OLDEST_ACTIVE_AGE,
+    SAGA_STEPS,
+    SAGAS_ACTIVE,
+    SAGAS_FINISHED,
+    SAGAS_STARTED,
+)
 from chassis.saga._state import (
     UNFINISHED,
     HistoryEntry,
@@ -59,6 +69,7 @@ from chassis.saga.errors import (
     StaleSagaError,
     UnknownSagaError,
 )
+from chassis.tracing import tracer
 
 __all__ = ["SagaOrchestrator", "SqlSagaOrchestrator"]
 
@@ -69,6 +80,8 @@ _KEEP_FIRST = 50
 _STEP_OUTCOMES = frozenset(
     {"succeeded", "failed", "timed_out", "reissued", "compensated", "ignored"}
 )
+# A declined card fails a step as designed; a step nobody answered is what operators chase.
+_ERROR_OUTCOMES = frozenset({"timed_out"})
 _EFFECTS_KEY = "chassis.saga.after_commit"
 
 
@@ -209,8 +222,27 @@ class _Work:
         if len(self.history) > _MAX_HISTORY:
             del self.history[_KEEP_FIRST : len(self.history) - (_MAX_HISTORY - _KEEP_FIRST)]
         saga, saga_id = self.definition.name, self.id
+        noted_ns, parent = time.time_ns(), otel_context.get_current()
 
         def report() -> None:
+            # A span per transition, from when it was decided to its commit, in the trace of
+            # the request or message that caused it: the saga's steps, in order, in one trace.
+            attributes = {"saga.id": saga_id, "saga.type": saga, "saga.outcome": what}
+            if step:
+                attributes["saga.step"] = step
+            if reason:
+                attributes["saga.reason"] = reason
+            if entry.message_type:
+                attributes["messaging.destination.name"] = entry.message_type
+            span = tracer().start_span(
+                f"saga {saga}: {step or saga} {what}",
+                context=parent,
+                start_time=noted_ns,
+                attributes=attributes,
+            )
+            if what in _ERROR_OUTCOMES:
+                span.set_status(Status(StatusCode.ERROR, reason or what))
+            span.end()
             if what in _STEP_OUTCOMES:
                 SAGA_STEPS.labels(saga, step or "-", what).inc()
             log.info(
@@ -295,7 +327,9 @@ class SqlSagaOrchestrator:
 
     `source` names the service in the commands' envelopes; `notify` (the outbox relay's) is
     called after each commit that recorded commands. `clock` and `sleep` are injectable, and
-    `check_timeouts()` / `resume()` run single passes, so tests need no real waiting.
+    `check_timeouts()` / `resume()` run single passes, so tests need no real waiting. The
+    timeout loop also counts the unfinished sagas every `metrics_interval` seconds
+    (`sample_metrics()`), so a scrape never queries the database.
     """
 
     def __init__(
@@ -311,6 +345,7 @@ class SqlSagaOrchestrator:
         batch_size: int = 100,
         resume_grace: float = 5.0,
         error_backoff: float = 10.0,
+        metrics_interval: float = 5.0,
     ) -> None:
         if poll_interval <= 0 or batch_size < 1 or resume_grace < 0:
             raise ValueError("poll_interval > 0, batch_size >= 1 and resume_grace >= 0")
@@ -332,6 +367,8 @@ class SqlSagaOrchestrator:
         self._batch_size = batch_size
         self._resume_grace = timedelta(seconds=resume_grace)
         self._error_backoff = timedelta(seconds=error_backoff)
+        self._metrics_interval = timedelta(seconds=metrics_interval)
+        self._next_metrics: datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._table = saga_table()
 
@@ -475,6 +512,10 @@ class SqlSagaOrchestrator:
         while True:
             try:
                 done = await self.check_timeouts()
+                now = self._clock()
+                if self._next_metrics is None or now >= self._next_metrics:
+                    self._next_metrics = now + self._metrics_interval
+                    await self.sample_metrics()
                 failing = False
             except Exception:
                 if not failing:  # the traceback once, not every poll
@@ -525,6 +566,31 @@ class SqlSagaOrchestrator:
             if await self._in_transaction(saga_id, self._time_out_one):
                 moved += 1
         return moved
+
+    async def sample_metrics(self) -> None:
+        """Count the unfinished sagas by type and status, and their oldest's age, into the
+        gauges (one grouped query over the unfinished rows)."""
+        table = self._table
+        statement = (
+            select(table.c.saga_type, table.c.status, func.count(), func.min(table.c.created_at))
+            .where(table.c.status.in_([str(s) for s in UNFINISHED]))
+            .group_by(table.c.saga_type, table.c.status)
+        )
+        async with self._database.sessions() as session:
+            rows = (await session.execute(statement)).all()
+        now = self._clock()
+        counts = {(name, str(s)): 0 for name in self._definitions for s in UNFINISHED}
+        oldest: dict[str, datetime] = {}
+        for saga_type, status, count, created in rows:
+            counts[(saga_type, status)] = count
+            if created is not None and (saga_type not in oldest or created < oldest[saga_type]):
+                oldest[saga_type] = created
+        for (saga_type, status), count in counts.items():
+            SAGAS_ACTIVE.labels(saga_type, status).set(count)
+        for saga_type in {name for name, _ in counts}:
+            started = oldest.get(saga_type)
+            age = (now - started).total_seconds() if started is not None else 0.0
+            SAGA_OLDEST_ACTIVE_AGE.labels(saga_type).set(max(age, 0.0))
 
     async def _in_transaction(
         self, saga_id: str, change: Callable[[AsyncSession, _Work], Awaitable[bool]]

@@ -6,14 +6,17 @@ from __future__ import annotations
 import logging
 
 import grpc
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import SQLAlchemyError
 
+from chassis.tracing import TRACEPARENT, context_from_traceparent, tracer
 from inventory.errors import InvalidSkusError
 from inventory.grpc_api import inventory_pb2, inventory_pb2_grpc
 from inventory.service_layer import handlers
 from inventory.service_layer.ports import UnitOfWorkFactory
 
 log = logging.getLogger("inventory")
+_SERVICE = "mercato.inventory.v1.InventoryService"
 
 
 class InventoryService(inventory_pb2_grpc.InventoryServiceServicer):
@@ -25,8 +28,29 @@ class InventoryService(inventory_pb2_grpc.InventoryServiceServicer):
         request: inventory_pb2.GetAvailabilityRequest,
         context: grpc.aio.ServicerContext,
     ) -> inventory_pb2.GetAvailabilityResponse:
-        if not request.skus:
+        if not request.skus:  # readiness probes ask this: no span, no work
             return inventory_pb2.GetAvailabilityResponse()
+        metadata = dict(context.invocation_metadata() or ())
+        with tracer().start_as_current_span(
+            f"{_SERVICE}/GetAvailability",
+            context=context_from_traceparent(
+                str(metadata.get(TRACEPARENT, "")), str(metadata.get("tracestate", ""))
+            ),
+            kind=SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": _SERVICE,
+                "rpc.method": "GetAvailability",
+            },
+            record_exception=False,
+        ):
+            return await self._availability(request, context)
+
+    async def _availability(
+        self,
+        request: inventory_pb2.GetAvailabilityRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> inventory_pb2.GetAvailabilityResponse:
         try:
             skus = handlers.check_skus(request.skus, location="request")
         except InvalidSkusError as error:

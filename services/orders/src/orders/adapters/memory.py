@@ -61,6 +61,18 @@ class InMemoryOrderRepository:
             if o.user_id == user_id and o.status is OrderStatus.PENDING
         )
 
+    async def checkout_load(
+        self, *, created_since: datetime, settled_since: datetime
+    ) -> tuple[int, int]:
+        recent = [o for o in self.state.orders.values() if o.created_at >= created_since]
+        pending = sum(1 for o in recent if o.status is OrderStatus.PENDING)
+        settled = sum(
+            1
+            for o in recent
+            if o.status is not OrderStatus.PENDING and o.updated_at >= settled_since
+        )
+        return pending, settled
+
     async def all(self) -> list[Order]:
         return sorted(self.state.orders.values(), key=lambda o: (o.created_at, o.id))
 

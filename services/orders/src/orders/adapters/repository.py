@@ -141,6 +141,23 @@ class SqlOrderRepository:
         )
         return int(count or 0)
 
+    async def checkout_load(
+        self, *, created_since: datetime, settled_since: datetime
+    ) -> tuple[int, int]:
+        # Bounded by created_at (indexed), so the cost does not grow with the order history.
+        pending = orders.c.status == OrderStatus.PENDING.value
+        settled = (orders.c.status != OrderStatus.PENDING.value) & (
+            orders.c.updated_at >= settled_since
+        )
+        row = (
+            await self.session.execute(
+                select(func.count().filter(pending), func.count().filter(settled)).where(
+                    orders.c.created_at >= created_since
+                )
+            )
+        ).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
     async def all(self) -> list[Order]:
         statement = select(orders).order_by(orders.c.created_at, orders.c.id)
         rows = list((await self.session.execute(statement)).mappings())

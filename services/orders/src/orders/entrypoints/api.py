@@ -26,6 +26,7 @@ from orders.domain.idempotency import check_key, fingerprint
 from orders.domain.model import MAX_LINES, MAX_QUANTITY, Order, RequestedLine
 from orders.errors import CatalogUnavailableError
 from orders.service_layer import handlers
+from orders.service_layer.admission import CheckoutAdmission
 from orders.service_layer.handlers import UnitOfWorkFactory
 from orders.service_layer.ports import Catalog, Clock
 
@@ -129,6 +130,7 @@ def build_router(
     max_page_size: int,
     max_pending: int,
     pending_retry_after: int,
+    admission: CheckoutAdmission | None = None,
 ) -> APIRouter:
     router = api_router(prefix="/api/v1", tags=["orders"])
     Customer = Annotated[Principal, Depends(require_role())]
@@ -140,7 +142,10 @@ def build_router(
         responses={
             409: {"description": "never: a repeated Idempotency-Key replays the first answer"},
             428: {"description": "no Idempotency-Key header"},
-            429: {"description": "too many orders still PENDING"},
+            429: {
+                "description": "too many orders still PENDING, or too many checkouts in "
+                "progress to take one more now (load shedding): retry after Retry-After"
+            },
             503: {"description": "catalog cannot price the order right now"},
         },
     )
@@ -165,6 +170,7 @@ def build_router(
             max_pending=max_pending,
             retry_after=pending_retry_after,
             now=clock(),
+            admission=admission,
         )
         headers = {"Location": f"/api/v1/orders/{stored.order_id}"}
         if stored.replayed:

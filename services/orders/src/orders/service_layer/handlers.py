@@ -10,6 +10,7 @@ from orders.domain import events
 from orders.domain.idempotency import IdempotencyRecord, StoredResponse
 from orders.domain.model import Order, OrderStatus, RequestedLine, check_lines, new_order
 from orders.errors import OrderChangedError, OrderNotFoundError, TooManyPendingOrdersError
+from orders.service_layer.admission import CheckoutAdmission
 from orders.service_layer.ports import Catalog, OrdersUnitOfWork, OrderTransaction
 
 
@@ -37,6 +38,7 @@ async def place_order(
     max_pending: int,
     retry_after: int,
     now: datetime,
+    admission: CheckoutAdmission | None = None,
 ) -> StoredResponse:
     """Price the lines at catalog, store the order PENDING and start its checkout, once per
     idempotency key: a repeat of the same request gets the first response back."""
@@ -45,6 +47,8 @@ async def place_order(
     if known is not None:
         return known.replay(request_fingerprint)
     check_lines(lines)  # before asking catalog anything
+    if admission is not None:  # after the replay: an accepted order is answered again
+        await admission.admit(uow, now=now)
     products = await catalog.products(list(dict.fromkeys(line.product_id for line in lines)))
     order = new_order(user_id=user_id, requested=lines, products=products, now=now)
     async with uow(write=True) as writer:

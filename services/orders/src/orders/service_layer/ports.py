@@ -32,6 +32,13 @@ class OrderRepository(Protocol):
 
     async def count_pending(self, user_id: str) -> int: ...
 
+    async def checkout_load(
+        self, *, created_since: datetime, settled_since: datetime
+    ) -> tuple[int, int]:
+        """Of the orders created since `created_since`: how many are PENDING, and how many
+        left PENDING (were last changed while not PENDING) since `settled_since`."""
+        ...
+
     async def all(self) -> list[Order]:
         """Every order (the audit), oldest first."""
         ...

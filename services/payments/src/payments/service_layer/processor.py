@@ -31,8 +31,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from prometheus_client import Counter, Gauge
 
+from chassis.tracing import tracer
 from payments.domain.model import Operation, OperationKind, OperationStatus, Payment, PaymentStatus
 from payments.errors import ProviderRefusedError, ProviderUnavailableError
 from payments.service_layer import messages
@@ -252,7 +255,8 @@ class PaymentProcessor:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._sweep_interval = sweep_interval
         self._sweep_batch = sweep_batch
-        self._woken: set[str] = set()
+        # order id → the trace context of what woke it, so its psp calls join that trace
+        self._woken: dict[str, Context] = {}
         self._wakeup = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
@@ -263,7 +267,7 @@ class PaymentProcessor:
 
     def wake(self, order_id: str) -> None:
         """Look at `order_id` soon (call after committing an operation for it)."""
-        self._woken.add(order_id)
+        self._woken[order_id] = otel_context.get_current()
         self._wakeup.set()
 
     async def start(self) -> None:
@@ -346,10 +350,15 @@ class PaymentProcessor:
         if self._loop_task is None:
             return
         loop = asyncio.get_running_loop()
+        traced = otel_context.get_current()
 
         def fire() -> None:
             self._timers.discard(timer)
-            self.wake(order_id)
+            attached = otel_context.attach(traced)  # the retry stays in the same trace
+            try:
+                self.wake(order_id)
+            finally:
+                otel_context.detach(attached)
 
         timer = loop.call_later(delay, fire)
         self._timers.add(timer)
@@ -368,24 +377,29 @@ class PaymentProcessor:
                 async with asyncio.timeout(max(next_sweep - loop.time(), 0)):
                     await self._wakeup.wait()
             self._wakeup.clear()
-            woken, self._woken = self._woken, set()
-            for order_id in woken:
+            woken, self._woken = self._woken, {}
+            for order_id, traced in woken.items():
                 if order_id in self._running:
                     self._again.add(order_id)
                 else:
                     self._running[order_id] = asyncio.create_task(
-                        self._run(order_id), name=f"payment-{order_id}"
+                        self._run(order_id, traced), name=f"payment-{order_id}"
                     )
 
-    async def _run(self, order_id: str) -> None:
+    async def _run(self, order_id: str, traced: Context) -> None:
         try:
             while True:
                 self._again.discard(order_id)
                 async with self._slots:
-                    try:
-                        await self.process(order_id)
-                    except Exception:  # retried by the next sweep
-                        log.exception("processing a payment failed", order_id=order_id)
+                    with tracer().start_as_current_span(
+                        "payments: process psp operations",
+                        context=traced,
+                        attributes={"mercato.order_id": order_id},
+                    ):
+                        try:
+                            await self.process(order_id)
+                        except Exception:  # retried by the next sweep
+                            log.exception("processing a payment failed", order_id=order_id)
                 if order_id not in self._again:
                     return
         finally:
