@@ -11,11 +11,12 @@ order's own `updated_at - created_at`, so measuring it adds no polling load.
    its first arrival to its last confirmation; the ramp stops when a step achieves less than
    85% of what it was offered, or its place-order p99 passes 1 s, or more than 2% of its
    orders fail. The peak is the best achieved rate.
-2. Measurement at 50% of the peak for DURATION seconds; CPU-seconds are summed over every
-   process of the platform (supervisor, nats-server, each service instance) from
+2. Measurement at 50% of the peak, long enough for MIN_ORDERS orders (MIN_DURATION to
+   MAX_DURATION s) so that the p99 is not one unlucky order; CPU-seconds are summed over
+   every process of the platform (supervisor, nats-server, each service instance) from
    /proc/<pid>/stat, from the window's start until its orders settled.
 
-One JSON line. Usage: python bench/checkout.py [duration_s]. The platform runs with a
+One JSON line. Usage: python bench/checkout.py [min_duration_s]. The platform runs with a
 rate limit high enough to refuse nothing and stock of 10⁶ units a product, so that neither
 limits what is measured; everything else is `mercato up` as a user gets it.
 """
@@ -40,7 +41,9 @@ import orjson
 from chassis import free_port
 from mercato_cli.load import LoadConfig, Recorder, Shop, open_loop, order_summary, percentile
 
-DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
+MIN_DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
+MIN_ORDERS = 200  # a p99 of fewer orders is one unlucky order
+MAX_DURATION = 150.0
 START_RATE = 2.0
 STEP_SECONDS = 8.0
 MAX_RATE = 400.0
@@ -152,13 +155,14 @@ async def main() -> None:
                     rate *= 1.5
                 peak = max(r["achieved_per_s"] for r in ramp)
                 measured_rate = round(peak / 2, 2)
+                duration = min(MAX_DURATION, max(MIN_DURATION, MIN_ORDERS / measured_rate))
                 pids = platform_pids(data_dir)
                 idle_before, idle_wall = cpu_seconds(pids), time.perf_counter()
                 await asyncio.sleep(IDLE_SECONDS)  # what the platform burns with no orders
                 idle_cores = (cpu_seconds(pids) - idle_before) / (time.perf_counter() - idle_wall)
                 cpu_before = cpu_seconds(pids)
                 wall = time.perf_counter()
-                measured = await step(shop, measured_rate, DURATION)
+                measured = await step(shop, measured_rate, duration)
                 cpu = cpu_seconds(pids) - cpu_before
                 elapsed = time.perf_counter() - wall
         finally:
@@ -167,7 +171,7 @@ async def main() -> None:
             if drain is not None:
                 await asyncio.wait_for(drain, timeout=10)
     orders = measured["orders"]
-    place = measured["recorder"].summary(DURATION).get("place_order", {})
+    place = measured["recorder"].summary(duration).get("place_order", {})
     confirmed = orders["confirmed"]
     print(json.dumps({
         "benchmark": "checkout",
@@ -175,7 +179,7 @@ async def main() -> None:
         "ramp": [{k: r[k] for k in ("offered_per_s", "achieved_per_s", "place_p99_ms", "failed")}
                  for r in ramp],
         "offered_rate_per_s": measured_rate,
-        "duration_s": DURATION,
+        "duration_s": round(duration, 1),
         "orders_placed": orders["placed"],
         "orders_confirmed": confirmed,
         "orders_by_status": orders["statuses"],

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,7 +269,11 @@ async def shop(client: aiohttp.ClientSession, base: str, auth: dict[str, str], p
             async with client.post(f"{base}/api/v1/orders", json=body, headers=headers) as answer:
                 if answer.status != 202:
                     load.journeys.append(Journey(time.monotonic(), f"http_{answer.status}", 0, 0))
-                    await asyncio.sleep(0.2)
+                    # As a storefront would: honour Retry-After (load shedding), at most 1 s.
+                    retry_after = answer.headers.get("retry-after", "")
+                    await asyncio.sleep(
+                        min(1.0, float(retry_after)) if retry_after.isdigit() else 0.2
+                    )
                     continue
                 order_id = (await answer.json())["id"]
             status, pause = "PENDING", POLL_FIRST
@@ -278,7 +283,10 @@ async def shop(client: aiohttp.ClientSession, base: str, auth: dict[str, str], p
                 polls += 1
                 async with client.get(f"{base}/api/v1/orders/{order_id}", headers=auth) as answer:
                     if answer.status == 200:
-                        status = (await answer.json())["status"]
+                        order = await answer.json()
+                        status = order["status"]
+                        if status == "REJECTED":
+                            status = f"REJECTED ({order.get('reason')})"
         except (aiohttp.ClientError, TimeoutError) as error:
             status = type(error).__name__
             await asyncio.sleep(0.2)
@@ -297,7 +305,9 @@ async def measure(
 ) -> dict[str, Any]:
     async with session.get(f"{system.base}/api/v1/products", params={"limit": "50"}) as answer:
         products = [p["id"] for p in (await answer.json())["items"]]
+    began = time.monotonic()
     auths = await shoppers(session, system.base, args.shoppers)
+    say(f"{system.name}: {len(auths)} shoppers signed up and in, {time.monotonic() - began:.0f}s")
     load = Load()
     workers = [asyncio.create_task(shop(session, system.base, auth, products, load, i * 7))
                for i, auth in enumerate(auths)]  # fmt: skip
@@ -311,7 +321,9 @@ async def measure(
     await asyncio.gather(*workers, return_exceptions=True)
     window = [j for j in load.journeys if start <= j.done_at < end]
     confirmed = [j for j in window if j.status == "CONFIRMED"]
+    began = time.monotonic()
     audit = await system.audit(session)
+    say(f"{system.name}: audited in {time.monotonic() - began:.0f}s")
     cpu = cpu_end - cpu_start
     return {
         "system": system.name,
@@ -319,7 +331,7 @@ async def measure(
         "cpu_s_per_order": round(cpu / max(1, len(confirmed)), 5),
         "cpu_cores_busy": round(cpu / (end - start), 2),
         "confirmed": len(confirmed),
-        "not_confirmed": len(window) - len(confirmed),
+        "not_confirmed": dict(Counter(j.status for j in window if j.status != "CONFIRMED")),
         "journey_p50_ms": round(statistics.median([j.seconds for j in confirmed]) * 1000, 1) if confirmed else None,
         "journey_p99_ms": round(percentile([j.seconds for j in confirmed], 0.99) * 1000, 1) if confirmed else None,
         "polls_per_order": round(statistics.mean([j.polls for j in confirmed]), 2) if confirmed else None,
@@ -354,7 +366,9 @@ async def main() -> None:
                         rounds.append(await measure(system, session, args))
                         say(f"{system.name}: {rounds[-1]}")
                     finally:
+                        began = time.monotonic()
                         await asyncio.to_thread(system.stop)
+                        say(f"{system.name} stopped in {time.monotonic() - began:.0f}s")
     mono = [r for r in rounds if r["system"] == "monolith"]
     micro = [r for r in rounds if r["system"] == "micro"]
     mono_rate, micro_rate = (

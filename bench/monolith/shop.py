@@ -704,7 +704,8 @@ class Shop:
     async def list_products(
         self, limit: int, cursor: str | None, category: str | None
     ) -> dict[str, Any]:
-        where, params = ["1 = 1"], {"limit": limit + 1}
+        where = ["1 = 1"]
+        params: dict[str, Any] = {"limit": limit + 1}
         if category:
             where.append("category = :category")
             params["category"] = category
@@ -845,7 +846,7 @@ class Shop:
                 422, f"the total may not exceed {MAX_TOTAL} minor units", slug="order-too-large"
             )
         now = iso(utc_now())
-        order = {
+        order: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "user_id": principal.subject,
             "status": "PENDING",

@@ -73,7 +73,7 @@ async def test_latency_counts_from_the_scheduled_time_not_from_the_send() -> Non
     assert percentile(stats.latencies, 0.99) >= 0.8 * backlog
     # …and arrivals were not held back by the slow answers: they reached the server within
     # the window, at the offered rate, not one per SERVICE_TIME.
-    assert max(arrivals) - min(arrivals) <= DURATION + 0.3
+    assert max(arrivals) - min(arrivals) <= DURATION + 1.0  # closed loop: about 2.5 s
     # Every latency covers at least its own service time, the measure never undercounts.
     assert all(latency >= SERVICE_TIME * 0.9 for latency in stats.latencies)
 

@@ -136,7 +136,9 @@ async def running(
     bus = RecordingBus()
     async with AsyncExitStack() as stack:
         app = SERVICES[service](tmp_path, bus, stack)
-        await stack.enter_async_context(LifespanManager(app))
+        await stack.enter_async_context(
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
+        )
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{service}")
         )

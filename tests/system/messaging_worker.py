@@ -2,11 +2,15 @@
 
 produce DB_URL BROKER N      commit N state changes, each with its event, and exit
                              without publishing (a crash can come at any time after)
-relay DB_URL BROKER          publish whatever the outbox holds, forever
+relay DB_URL BROKER          publish whatever the outbox holds, forever; with
+                             $DIE_AFTER_PUBLISH set, SIGKILL itself as soon as the broker
+                             acknowledged the first wave, before marking it sent
 stream DB_URL BROKER N RATE  commit N changes at RATE/s with the relay running
 consume DB_URL BROKER        apply each event once (effects table + inbox); if the file
                              named by $DIE_AFTER_COMMIT exists, SIGKILL itself right
-                             after the first commit, before the ack (and remove it)
+                             after the first commit, before the ack (and remove it);
+                             if the file named by $HOLD_FIRST exists, hold the first
+                             delivery 3 s before handling it (and remove the file)
 """
 
 import asyncio
@@ -14,13 +18,20 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import Database
-from chassis.messaging import Envelope, Messaging, add_messaging_tables, record_events
+from chassis.messaging import (
+    Delivery,
+    Envelope,
+    Messaging,
+    add_messaging_tables,
+    record_events,
+)
 
 metadata = MetaData()
 changes = Table("changes", metadata, Column("id", String(36), primary_key=True))
@@ -62,6 +73,16 @@ async def main(mode: str, url: str, broker: str, *rest: str) -> None:
         print("committed", flush=True)
         await asyncio.Event().wait()
     if mode == "relay":
+        if os.environ.get("DIE_AFTER_PUBLISH"):
+            publish_many = messaging.bus.publish_many
+
+            async def publish_then_die(envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+                outcomes = await publish_many(envelopes)
+                print(f"published {len(envelopes)}", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)  # acknowledged, never marked sent
+                return outcomes
+
+            messaging.bus.publish_many = publish_then_die  # type: ignore[method-assign]
         await messaging.start()
         print("relaying", flush=True)
         await asyncio.Event().wait()
@@ -80,8 +101,17 @@ async def main(mode: str, url: str, broker: str, *rest: str) -> None:
 
         await messaging.bus.start()
         handler = idempotent(database, "crashtest-consumer", apply, after_commit=after_commit)
+        hold = Path(os.environ.get("HOLD_FIRST", "/nonexistent"))
+
+        async def holding(envelope: Envelope, delivery: Delivery) -> None:
+            if hold.exists():  # hold the delivery, unacknowledged, before handling it
+                hold.unlink()
+                print("holding", flush=True)
+                await asyncio.sleep(3)
+            await handler(envelope, delivery)
+
         await messaging.bus.subscribe(
-            "crashtest-consumer", [TYPE], handler, retry=RetryPolicy(ack_wait=1.0)
+            "crashtest-consumer", [TYPE], holding, retry=RetryPolicy(ack_wait=1.0)
         )
         print("consuming", flush=True)
         await asyncio.Event().wait()

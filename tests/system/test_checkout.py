@@ -61,8 +61,10 @@ class Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("checkout") / "data"
     port = free_port()
+    # No shedding here (the overload tests cover it): these scenarios are about correctness
+    # under concurrency and crashes, and want every order taken.
     env = {**os.environ, "GATEWAY_RATE_LIMIT_PER_SECOND": "100000",
-           "GATEWAY_RATE_LIMIT_BURST": "100000"}  # fmt: skip
+           "GATEWAY_RATE_LIMIT_BURST": "100000", "ORDERS_CHECKOUT_FLOOR": "100000"}  # fmt: skip
     process = subprocess.Popen(
         [*MERCATO, "--data-dir", str(data_dir), "up", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

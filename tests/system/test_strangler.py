@@ -71,7 +71,7 @@ def _wait_ready(urls: list[str], processes: list[subprocess.Popen[bytes]], logs:
     while waiting and time.monotonic() < deadline:
         for process in processes:
             if process.poll() is not None:
-                raise AssertionError(f"{process.args} exited; logs in {logs}")
+                raise AssertionError(f"{process.args!r} exited; logs in {logs}")
         try:
             if httpx.get(f"{waiting[0]}/readyz", timeout=2).status_code == 200:
                 waiting.pop(0)
@@ -127,7 +127,7 @@ def step1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Step1]:
 
 
 def _monolith_served(answer: httpx.Response) -> bool:
-    return answer.headers.get("x-served-by") == "monolith"
+    return bool(answer.headers.get("x-served-by") == "monolith")
 
 
 def _bearer(base: str, email: str, password: str) -> dict[str, str]:

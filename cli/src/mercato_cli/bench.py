@@ -254,9 +254,16 @@ def main(args: argparse.Namespace) -> int:
     except BenchFolderMissingError as error:
         print(f"mercato bench: {error}", file=sys.stderr)
         return 1
+    load_before = os.getloadavg()[0]
     lines, failed = run_benchmarks(bench_dir, args.names or list(BENCHMARKS))
     print()
     print(render_table(evaluate(parse_results(lines))))
+    # Figures are ratios from side-by-side runs; how busy the machine was says how far to
+    # trust the absolute ones.
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end"
+    )
     if failed:
         print(f"failed: {', '.join(failed)} (see the output above)", file=sys.stderr)
         return 1

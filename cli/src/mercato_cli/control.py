@@ -105,7 +105,8 @@ class SupervisorControl:
         try:
             response: web.StreamResponse = await handler(request)
         except web.HTTPException as error:  # 404/405 from the router, as problem+json too
-            return _problem(error.status, error.reason, "not-found", request.path)
+            slug = "not-found" if error.status == 404 else "method-not-allowed"
+            return _problem(error.status, error.reason, slug, request.path)
         return response
 
     def _describe(self, instance: Supervised) -> dict[str, Any]:
@@ -138,6 +139,4 @@ class SupervisorControl:
             process.send_signal(signal.SIGKILL)
         self._event("killed", target=wanted, pid=process.pid, by="console")
         body = {**self._describe(found), "signal": "SIGKILL", "pid": process.pid}
-        return web.Response(
-            body=orjson.dumps(body), status=202, content_type="application/json"
-        )
+        return web.Response(body=orjson.dumps(body), status=202, content_type="application/json")

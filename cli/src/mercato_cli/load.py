@@ -584,6 +584,8 @@ def main(args: argparse.Namespace, data: DataDir) -> int:
         base_url=base.rstrip("/"), rate=args.rate, duration=args.duration, users=args.users,
         mix=mix, seed=args.seed,
     )  # fmt: skip
+    print(f"signing up {config.users} shoppers (not measured), then {config.rate:g}/s for "
+          f"{config.duration:g}s against {config.base_url} …", file=sys.stderr)  # fmt: skip
     try:
         report = asyncio.run(run_load(config))
     except SetupError as error:

@@ -189,7 +189,11 @@ def cmd_status(args: argparse.Namespace, data: DataDir) -> int:
         else:
             print(f"no platform is running on {data.root}", file=sys.stderr)
         return 1
-    print(orjson.dumps(rows).decode() if args.json else render_table(rows))
+    if args.json:  # the contract (DESIGN.md §7): exactly these keys, whatever the table shows
+        contract = ("service", "instance", "url", "pid", "ready")
+        print(orjson.dumps([{key: row[key] for key in contract} for row in rows]).decode())
+    else:
+        print(render_table(rows))
     return 0
 
 

@@ -24,6 +24,7 @@ import orjson
 
 from chassis import EmbeddedNatsServer, die_with_parent, free_port
 from mercato_cli.chaos.faultproxy import FaultProxyHub
+from mercato_cli.control import SupervisorControl
 from mercato_cli.datadir import DataDir
 from mercato_cli.prometheus import EmbeddedPrometheus, Target, embedded_prometheus
 from mercato_cli.seed import seed_platform
@@ -80,6 +81,8 @@ class Supervisor:
         self.fault_proxy: FaultProxyHub | None = None
         self.with_prometheus = prometheus
         self.prometheus: EmbeddedPrometheus | None = None
+        # The console's way in (mercato_cli.control): kill an instance for a demo.
+        self.control: SupervisorControl | None = None
         self.replicas = replicas
         self.gateway_port = gateway_port
         self.seed = seed
@@ -110,6 +113,7 @@ class Supervisor:
         watchers: list[asyncio.Task[None]] = []
         try:
             await self._start_nats()
+            await self._start_control()
             self.instances = self._plan()
             for instance in self.instances:
                 await self._spawn(instance)
@@ -184,6 +188,15 @@ class Supervisor:
             await self.fault_proxy.start()
             self._event("started", target="fault-proxy", url=self.fault_proxy.control_url)
 
+    async def _start_control(self) -> None:
+        self.control = SupervisorControl(
+            secret=self.data.secret("internal_secret"),
+            instances=lambda: self.instances,
+            event=self._event,
+        )
+        await self.control.start()
+        self._event("started", target="control", url=self.control.url)
+
     def _environment(self, instance: Instance) -> dict[str, str]:
         assert self.nats is not None
         env = dict(os.environ)
@@ -200,6 +213,7 @@ class Supervisor:
                 # spans as JSON lines, for `mercato trace` (OTEL_EXPORTER_OTLP_ENDPOINT, when
                 # set in this environment, sends them to a collector as well)
                 "MERCATO_TRACE_DIR": str(self.data.traces),
+                "MERCATO_SUPERVISOR_URL": self.control.url if self.control else "",
                 "MERCATO_INTERNAL_SECRET": self.data.secret("internal_secret"),
                 "PYTHONUNBUFFERED": "1",
                 # identity's dev admin and the key that encrypts its signing keys at rest
@@ -335,6 +349,8 @@ class Supervisor:
         if self.nats is not None:
             await asyncio.to_thread(self.nats.stop)
             self._event("stopped", target="nats")
+        if self.control is not None:
+            await self.control.close()
         self.data.clear_state()
         for instance in self.instances:
             if instance.log is not None:
@@ -373,6 +389,8 @@ class Supervisor:
             extra["prometheus"] = {"url": self.prometheus.url, "pid": self.prometheus.pid}
         if self.fault_proxy is not None:
             extra["fault_proxy"] = self.fault_proxy.describe()
+        if self.control is not None:
+            extra["supervisor_url"] = self.control.url
         self.data.write_state(
             {
                 **extra,

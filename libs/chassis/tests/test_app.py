@@ -81,7 +81,7 @@ def build(*, ready: bool = True, log: io.BytesIO | None = None) -> FastAPI:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = build()
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://demo") as http,
     ):
         yield http
@@ -229,7 +229,7 @@ async def test_logs_are_json_lines_with_request_ids_and_no_secrets() -> None:
     sink = io.BytesIO()
     app = build(log=sink)
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as c,
     ):
         await c.get("/widgets/3", headers={"x-request-id": "req-42"})

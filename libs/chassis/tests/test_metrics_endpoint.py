@@ -40,7 +40,7 @@ async def test_metrics_exposes_the_chassis_and_process_families() -> None:
         importlib.import_module(module)
     app = create_app(DemoSettings(internal_secret="x" * 32), configure_logs=False)
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http,
     ):
         answer = await http.get("/metrics")

@@ -72,7 +72,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, io.By
     log = io.BytesIO()
     app = create_app(DemoSettings(data_dir=tmp_path), [router], configure_logs=False)
     configure_logging(service="demo", instance="demo-1", stream=log)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://demo") as http:
             yield http, log
@@ -319,3 +319,14 @@ def test_a_full_file_is_rotated(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.1.jsonl", "demo.jsonl"]
     names = [span.name for span in TraceStore(tmp_path).spans()]
     assert sorted(names) == ["second", "third"]  # the oldest went with the rotation
+
+
+def test_seeding_the_global_random_does_not_repeat_trace_ids() -> None:
+    import random
+
+    ids = set()
+    for _ in range(3):
+        random.seed(42)  # as test tools do
+        with tracer().start_as_current_span("x") as span:
+            ids.add(span.get_span_context().trace_id)
+    assert len(ids) == 3

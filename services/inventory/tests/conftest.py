@@ -184,7 +184,7 @@ def start_harness(
         app = build_app(settings, clock=clock, bus=bus, registry=registry)
         transport = httpx.ASGITransport(app=app)
         async with (
-            LifespanManager(app),
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
             httpx.AsyncClient(transport=transport, base_url="http://inventory") as client,
         ):
             harness = Harness(client, bus, settings, as_role, grpc_port=app.state.grpc_port)

@@ -190,7 +190,7 @@ def start_service(
             clock=clock or (lambda: datetime.now(UTC)),
         )
         async with (
-            LifespanManager(app),
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://notifications"
             ) as client,

@@ -295,7 +295,7 @@ class Api:
 async def serving(settings: OrdersSettings, **inject: Any) -> AsyncIterator[Api]:
     app = build_app(settings, **inject)
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://orders"
         ) as client,

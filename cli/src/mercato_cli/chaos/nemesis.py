@@ -189,7 +189,7 @@ class Nemesis:
         return None
 
     async def _kill(self, fault: Fault) -> None:
-        process = self._pick(fault.params["service"], fault.params["pick"])
+        process = self._pick(fault.params["service"], fault.params["pick"], among=LINKED)
         if process is None:
             fault.error = "no running instance to kill"
             return
@@ -224,7 +224,14 @@ class Nemesis:
     async def _psp(self, fault: Fault) -> None:
         assert self._session is not None
         fault.target = f"psp:{fault.params['mode']}"
-        await self.platform.set_psp_faults(self._session, fault.params["knobs"])
+        for attempt in range(10):  # the psp may be restarting after a kill
+            try:
+                await self.platform.set_psp_faults(self._session, fault.params["knobs"])
+                break
+            except (aiohttp.ClientError, TimeoutError, RuntimeError):
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(0.5)
         fault.injected = True
         try:
             await asyncio.sleep(fault.duration)

@@ -138,7 +138,7 @@ def _rewrite_operation(operation: dict[str, Any], roles: frozenset[str | None] |
     for status, response in responses.items():
         if status[:1] in ("4", "5"):
             if status == "422":
-                response["description"] = "Invalid request: `errors` names each field"
+                response["description"] = "Invalid request (a validation problem lists each field)"
             response["content"] = {"application/problem+json": {"schema": dict(_PROBLEM_REF)}}
 
 

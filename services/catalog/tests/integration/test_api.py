@@ -55,7 +55,7 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[h
     )
     app = build_app(settings)
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://catalog"
         ) as client,

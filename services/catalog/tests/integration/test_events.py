@@ -24,7 +24,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, InMemo
     database = Database(url)
     app = build_app(settings, messaging=Messaging(bus=bus, database=database, service="catalog"))
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://catalog"
         ) as client,

@@ -20,6 +20,8 @@ from chassis.discovery import (
 from chassis.http import ServiceClient
 from chassis.tracing import flush_tracing
 from gateway.auth import AccessTokenVerifier
+from gateway.console import ConsoleApi, build_console
+from gateway.console.sampler import Sampler
 from gateway.edge import Edge, problem
 from gateway.openapi import MergedOpenApi
 from gateway.order_events import EventStreamPolicy
@@ -30,6 +32,7 @@ from gateway.sites import Site
 
 VERSION = "0.1.0"
 EDGE = web.AppKey("edge", Edge)
+CONSOLE = web.AppKey("console", ConsoleApi)
 log = structlog.get_logger("gateway")
 
 
@@ -39,6 +42,7 @@ def build_app(
     registry: Registry | None = None,
     limiter: RateLimiter | None = None,
     order_events: EventStreamPolicy | None = None,
+    console_sampler: Sampler | None = None,
     configure_logs: bool = True,
 ) -> web.Application:
     if configure_logs:  # process-wide: logs and where spans go
@@ -87,6 +91,9 @@ def build_app(
         order_events=order_events,
     )
     openapi = MergedOpenApi(client, routes, version=VERSION)
+    console = build_console(
+        settings, registry=registry, client=client, edge=edge, sampler=console_sampler
+    )
     app = web.Application(client_max_size=settings.max_body_bytes)
 
     async def livez(_: web.Request) -> web.Response:
@@ -119,8 +126,10 @@ def build_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", merged_openapi)
-    # The web UIs, before the catch-all. The operations console will mount at /console.
+    # The web UIs and the console's API (admins only), before the catch-all.
     Site.from_package("storefront", mount="").add_routes(app.router)
+    Site.from_package("console", mount="/console").add_routes(app.router)
+    console.add_routes(app.router)
     # Any path, even one with an encoded line break (`.` alone would leave those to aiohttp's
     # plain-text 404): the edge answers problem+json for all of them.
     app.router.add_route("*", r"/{tail:[\s\S]*}", edge.handle)
@@ -143,6 +152,7 @@ def build_app(
         )
         log.info("starting", version=VERSION, port=settings.port)
         yield
+        await console.close()  # its sampler uses the registry
         await registry.close()
         await client.close()
         await upstreams.close()
@@ -152,4 +162,5 @@ def build_app(
 
     app.cleanup_ctx.append(lifecycle)
     app[EDGE] = edge
+    app[CONSOLE] = console
     return app

@@ -68,7 +68,9 @@ class RouteTable:
 
     def __init__(self, routes: tuple[Route, ...]) -> None:
         self.routes = routes
-        self._by_prefix = {route.prefix: route for route in routes}
+        self._by_prefix: dict[str, Route] = {}
+        for route in routes:  # the first route for a prefix wins: static routes come first
+            self._by_prefix.setdefault(route.prefix, route)
         self._lengths = sorted({route.prefix.count("/") for route in routes}, reverse=True)
 
     def match(self, path: str) -> Route | None:

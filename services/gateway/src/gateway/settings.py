@@ -27,3 +27,7 @@ class GatewaySettings(ServiceSettings):
     jwt_issuer: str = "mercato-identity"
     jwt_audience: str = "mercato"
     max_header_bytes: int = Field(8190, ge=1024, le=65536)
+    supervisor_url: str = Field(
+        "", validation_alias=AliasChoices("MERCATO_SUPERVISOR_URL", "supervisor_url"),
+        description="`mercato up`'s control API (the console kills instances through it)",
+    )  # fmt: skip

@@ -62,7 +62,7 @@ async def serving(settings: IdentitySettings, hasher: Argon2PasswordHasher) -> A
         seen.append(response)
 
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://identity",
@@ -217,7 +217,7 @@ async def test_the_first_admin_comes_from_settings_idempotently(api: Api) -> Non
 
     # a second instance on the same database (a restart, a replica) changes nothing
     again = build_app(api.settings, hasher=Argon2PasswordHasher(time_cost=1, memory_cost=8))
-    async with LifespanManager(again):
+    async with LifespanManager(again, startup_timeout=60, shutdown_timeout=60):
         pass
     signed_in = await api.sign_in(email="root@mercato.local", password="test-admin-password-2026")
     assert (await verify(api, signed_in.json()["access_token"]))["sub"] == claims["sub"]

@@ -31,7 +31,7 @@ async def test_registration_is_published_once_without_secrets(
     )
     try:
         async with (
-            LifespanManager(app),
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://identity"
             ) as client,

@@ -42,7 +42,7 @@ async def test_product_created_then_reserve_command_then_reply(
     await others.start()
     try:
         async with (
-            LifespanManager(app),
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://inventory"
             ) as client,

@@ -145,7 +145,7 @@ def build_app(
                 max_pending=settings.max_pending_orders,
                 pending_retry_after=settings.pending_retry_after,
                 admission=CheckoutAdmission(
-                    target_wait=settings.checkout_target_wait,
+                    max_wait=settings.checkout_max_wait,
                     floor=settings.checkout_floor,
                     horizon=pending_budget(settings),
                 ),

@@ -25,10 +25,10 @@ class OrdersSettings(ServiceSettings):
         86_400, ge=60, le=30 * 86_400, description="seconds an Idempotency-Key is remembered"
     )
 
-    checkout_target_wait: float = Field(
-        5.0, gt=0, le=600,
-        description="seconds a new checkout may expect to queue behind those in flight; "
-        "beyond, new orders are refused with 503 and Retry-After (load shedding)",
+    checkout_max_wait: float = Field(
+        4.0, gt=0, le=600,
+        description="seconds an order may stay PENDING before it is late; while many are, "
+        "new orders are refused with 429 and Retry-After (load shedding)",
     )  # fmt: skip
     checkout_floor: int = Field(
         20, ge=1, le=100_000, description="checkouts always allowed in flight, whatever the pace"

@@ -146,20 +146,19 @@ async def test_idempotency_keys_are_stored_per_user_and_expire(uow: UowFactory) 
         assert await reader.idempotency.get("bob", "k1") is not None
 
 
-async def test_checkout_load_counts_recent_pending_and_recently_settled(uow: UowFactory) -> None:
-    # orders 0..5 created a minute apart; 1 and 2 settle at minute 10, 3 at minute 20
+async def test_checkout_load_counts_recent_pending_and_the_late_ones(uow: UowFactory) -> None:
+    # orders 0..5 created a minute apart; 1 and 3 are no longer PENDING
     everything = [order(n) for n in range(6)]
     await store(uow, *everything)
     async with uow(write=True) as writer:
         await writer.orders.save(everything[1].confirm(BASE + timedelta(minutes=10)))
-        await writer.orders.save(everything[2].reject("out_of_stock", BASE + timedelta(minutes=10)))
-        await writer.orders.save(everything[3].confirm(BASE + timedelta(minutes=20)))
+        await writer.orders.save(everything[3].reject("out_of_stock", BASE + timedelta(minutes=10)))
         await writer.commit()
     async with uow() as reader:
         load = reader.orders.checkout_load
-        # all created since the start: 0, 4, 5 pending; settled since minute 15: only 3
-        assert await load(created_since=BASE, settled_since=BASE + timedelta(minutes=15)) == (3, 1)
-        assert await load(created_since=BASE, settled_since=BASE + timedelta(minutes=5)) == (3, 3)
+        # PENDING: 0, 2, 4, 5; created before minute 3: 0 and 2
+        assert await load(created_since=BASE, late_before=BASE + timedelta(minutes=3)) == (4, 2)
         # created since minute 2: order 0 is older than the horizon (stuck, not queued)
         since = BASE + timedelta(minutes=2)
-        assert await load(created_since=since, settled_since=BASE) == (2, 2)
+        assert await load(created_since=since, late_before=BASE + timedelta(minutes=3)) == (3, 1)
+        assert await load(created_since=since, late_before=BASE) == (3, 0)

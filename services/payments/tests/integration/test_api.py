@@ -83,7 +83,7 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
     bus, psp = InMemoryMessageBus(), FakePaymentProvider()
     app = build_app(settings, bus=bus, provider=psp)
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://payments"
         ) as client,

@@ -194,7 +194,7 @@ def running(psp: Psp, tmp_path: Path) -> Running:
         await bus.subscribe("saga", ["payments.payment.>"], saga.on_reply)
         app = build_app(settings_for(psp, url, tmp_path, **overrides), bus=bus)
         async with (
-            LifespanManager(app),
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://p") as api,
         ):
             yield saga, api

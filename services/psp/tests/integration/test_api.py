@@ -67,7 +67,7 @@ def serving(database_url: str, tmp_path: Path) -> Serving:
         values.update(overrides)
         app = build_app(PspSettings(**values))
         async with (
-            LifespanManager(app),
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://psp"
             ) as client,

@@ -108,16 +108,21 @@ async def publish_concurrently(
     not yet sent fail at once with that error instead of each waiting out the timeout.
     """
     outcomes: list[BaseException | None] = [None] * len(envelopes)
-    slots = asyncio.Semaphore(max_in_flight)
+    next_index = 0
 
-    async def one(index: int, envelope: Envelope) -> None:
-        nonlocal unavailable
-        async with slots:
+    # Workers taking the next envelope in turn, rather than a task per envelope behind a
+    # semaphore: 3.11's semaphore wakes a waiter by scanning all of them, which made a
+    # wave of thousands quadratic.
+    async def worker() -> None:
+        nonlocal unavailable, next_index
+        while next_index < len(envelopes):
+            index, next_index = next_index, next_index + 1
+            envelope = envelopes[index]
             try:
                 check_publishable(envelope)
                 if unavailable is not None:
                     outcomes[index] = unavailable
-                    return
+                    continue
                 await publish(envelope)
             except BrokerUnavailableError as error:
                 unavailable = unavailable or error
@@ -125,7 +130,7 @@ async def publish_concurrently(
             except Exception as error:
                 outcomes[index] = error
 
-    await asyncio.gather(*(one(index, e) for index, e in enumerate(envelopes)))
+    await asyncio.gather(*(worker() for _ in range(min(max_in_flight, len(envelopes)))))
     return outcomes
 
 

@@ -68,6 +68,8 @@ class Envelope:
     causation_id: str | None = None
     traceparent: str | None = None
     specversion: str = "1.0"
+    # The bytes it was read from, sent as they are (a relay republishes stored rows).
+    _raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         MessageType.parse(self.type)
@@ -115,7 +117,7 @@ class Envelope:
         return body
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return self._raw if self._raw is not None else orjson.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, body: Any) -> Envelope:
@@ -147,4 +149,6 @@ class Envelope:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise MalformedMessageError("envelope is not valid JSON") from None
-        return cls.from_dict(body)
+        envelope = cls.from_dict(body)
+        object.__setattr__(envelope, "_raw", bytes(raw))
+        return envelope

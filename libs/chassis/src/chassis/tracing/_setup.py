@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from chassis.tracing._files import FileSpanExporter
@@ -29,8 +31,28 @@ class _State:
     tracer: trace.Tracer
 
 
+class _PrivateIdGenerator(IdGenerator):
+    """Random ids from a generator of our own: code that seeds the global `random` (test
+    tools do) must not make trace ids repeat."""
+
+    def __init__(self) -> None:
+        self._random = random.Random(os.urandom(16))
+
+    def generate_span_id(self) -> int:
+        span_id = self._random.getrandbits(64)
+        while span_id == trace.INVALID_SPAN_ID:
+            span_id = self._random.getrandbits(64)
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        trace_id = self._random.getrandbits(128)
+        while trace_id == trace.INVALID_TRACE_ID:
+            trace_id = self._random.getrandbits(128)
+        return trace_id
+
+
 def _provider(resource: Resource, sampler: Sampler | None) -> TracerProvider:
-    return TracerProvider(resource=resource, sampler=sampler)
+    return TracerProvider(resource=resource, sampler=sampler, id_generator=_PrivateIdGenerator())
 
 
 # Until a service configures tracing (unit tests, scripts), spans are still made so trace ids

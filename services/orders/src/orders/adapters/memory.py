@@ -62,16 +62,14 @@ class InMemoryOrderRepository:
         )
 
     async def checkout_load(
-        self, *, created_since: datetime, settled_since: datetime
+        self, *, created_since: datetime, late_before: datetime
     ) -> tuple[int, int]:
-        recent = [o for o in self.state.orders.values() if o.created_at >= created_since]
-        pending = sum(1 for o in recent if o.status is OrderStatus.PENDING)
-        settled = sum(
-            1
-            for o in recent
-            if o.status is not OrderStatus.PENDING and o.updated_at >= settled_since
-        )
-        return pending, settled
+        pending = [
+            o
+            for o in self.state.orders.values()
+            if o.created_at >= created_since and o.status is OrderStatus.PENDING
+        ]
+        return len(pending), sum(1 for o in pending if o.created_at < late_before)
 
     async def all(self) -> list[Order]:
         return sorted(self.state.orders.values(), key=lambda o: (o.created_at, o.id))

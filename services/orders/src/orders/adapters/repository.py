@@ -142,17 +142,14 @@ class SqlOrderRepository:
         return int(count or 0)
 
     async def checkout_load(
-        self, *, created_since: datetime, settled_since: datetime
+        self, *, created_since: datetime, late_before: datetime
     ) -> tuple[int, int]:
         # Bounded by created_at (indexed), so the cost does not grow with the order history.
-        pending = orders.c.status == OrderStatus.PENDING.value
-        settled = (orders.c.status != OrderStatus.PENDING.value) & (
-            orders.c.updated_at >= settled_since
-        )
         row = (
             await self.session.execute(
-                select(func.count().filter(pending), func.count().filter(settled)).where(
-                    orders.c.created_at >= created_since
+                select(func.count(), func.count().filter(orders.c.created_at < late_before)).where(
+                    orders.c.created_at >= created_since,
+                    orders.c.status == OrderStatus.PENDING.value,
                 )
             )
         ).one()

@@ -1,15 +1,18 @@
-"""Admission control for checkouts: refuse new orders at once while the saga is behind.
+"""Admission control for checkouts: refuse new orders at once while checkouts run late.
 
-Little's law: checkouts in flight = throughput * time in flight. The sagas finish about as
-many checkouts per second as they finished over the last `window` seconds, so a new order
-that joins `pending` others would wait about `pending / throughput` seconds. Beyond
-`target_wait` (well under the saga's step timeout) accepting it only makes it, and every
-order behind it, time out *after* the customer was told 202: under overload the pipeline
-would spend its work on orders that end REJECTED (timeout). Refused at once instead (429
-with Retry-After, which the gateway relays; not 503, which callers retry on another
-instance and count against its health), the client can come back, and the orders in flight
-keep finishing at the pipeline's pace. `floor` orders may always be in flight: a
-cold start, or a pipeline idle for a while, has no throughput to measure yet.
+A checkout's compensatable steps (reserve, authorize) each have a timeout (15 s by default):
+an order that waits in line longer than that is compensated and REJECTED (timeout) after
+the customer was told 202, and the work spent on it is lost. Under more orders than the
+sagas can finish, accepting every order makes the line, and so every order in it, late.
+
+So, as CoDel does with a queue's sojourn time, orders looks at how long the orders in flight
+have been PENDING: while at least `max(3, pending / 10)` of them have waited longer than
+`max_wait` (well under the step timeout), the line is too long and a new order is refused at
+once with 429 and Retry-After (which the gateway relays; not 503, which callers retry on
+another instance and count against its health). The orders in flight keep the sagas busy, so
+they go on finishing at the pipeline's pace; the shed clients come back. Below `floor`
+orders in flight nothing is refused, and a few stuck checkouts (a saga waiting out a
+participant that is down) do not close the door on their own.
 
 The counts come from the database (every instance sees every order), read at most every
 `refresh` seconds; orders admitted meanwhile are added to the last count.
@@ -28,55 +31,52 @@ from orders.service_layer.ports import OrdersUnitOfWork
 
 __all__ = ["CheckoutAdmission", "CheckoutLoad"]
 
+_FEW = 3  # late checkouts tolerated whatever the line's length (stuck sagas)
+
 
 @dataclass(frozen=True)
 class CheckoutLoad:
-    pending: int  # PENDING orders (created within the horizon: older ones are stuck, not queued)
-    settled: int  # orders that left PENDING within the window
+    pending: int  # PENDING orders created within the horizon (older ones are stuck, not queued)
+    late: int  # of those, the ones PENDING for longer than `max_wait`
 
 
 class CheckoutAdmission:
     def __init__(
         self,
         *,
-        target_wait: float,
+        max_wait: float,
         floor: int,
         horizon: float,
-        window: float = 10.0,
         refresh: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if target_wait <= 0 or floor < 1 or window <= 0 or horizon <= 0:
-            raise ValueError("target_wait, window and horizon > 0, floor >= 1")
-        self.target_wait = target_wait
+        if max_wait <= 0 or floor < 1 or horizon <= max_wait:
+            raise ValueError("max_wait > 0, floor >= 1 and horizon > max_wait")
+        self.max_wait = max_wait
         self.floor = floor
         self.horizon = horizon
-        self.window = window
         self.refresh = refresh
         self._monotonic = monotonic
         self._load: CheckoutLoad | None = None
         self._read_at = -math.inf
         self._admitted_since = 0
 
-    def limit(self, load: CheckoutLoad) -> int:
-        """How many checkouts may be in flight: what the sagas finish in `target_wait`."""
-        return max(self.floor, math.floor(load.settled / self.window * self.target_wait))
+    def too_late(self, load: CheckoutLoad) -> bool:
+        """Whether the line is too long: enough of the checkouts in it are late."""
+        return load.late >= max(_FEW, math.ceil(load.pending / 10))
 
     async def admit(self, uow: Callable[[], OrdersUnitOfWork], *, now: datetime) -> None:
         """Return when a new checkout may start; raise `CheckoutBusyError` otherwise."""
-        if self._monotonic() - self._read_at >= self.refresh or self._load is None:
+        if self._load is None or self._monotonic() - self._read_at >= self.refresh:
             async with uow() as reader:
-                pending, settled = await reader.orders.checkout_load(
+                pending, late = await reader.orders.checkout_load(
                     created_since=now - timedelta(seconds=self.horizon),
-                    settled_since=now - timedelta(seconds=self.window),
+                    late_before=now - timedelta(seconds=self.max_wait),
                 )
-            self._load = CheckoutLoad(pending, settled)
+            self._load = CheckoutLoad(pending, late)
             self._read_at = self._monotonic()
             self._admitted_since = 0
         load = self._load
-        limit = self.limit(load)
-        if load.pending + self._admitted_since >= limit:
-            throughput = load.settled / self.window
-            wait = (load.pending - limit + 1) / throughput if throughput else self.target_wait
-            raise CheckoutBusyError(retry_after=max(1, math.ceil(min(wait, 30))))
+        if load.pending + self._admitted_since >= self.floor and self.too_late(load):
+            raise CheckoutBusyError(retry_after=max(1, math.ceil(self.max_wait / 2)))
         self._admitted_since += 1

@@ -33,10 +33,10 @@ class OrderRepository(Protocol):
     async def count_pending(self, user_id: str) -> int: ...
 
     async def checkout_load(
-        self, *, created_since: datetime, settled_since: datetime
+        self, *, created_since: datetime, late_before: datetime
     ) -> tuple[int, int]:
-        """Of the orders created since `created_since`: how many are PENDING, and how many
-        left PENDING (were last changed while not PENDING) since `settled_since`."""
+        """Of the orders created since `created_since`, how many are PENDING, and how many
+        of those were created before `late_before`."""
         ...
 
     async def all(self) -> list[Order]:
