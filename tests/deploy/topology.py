@@ -71,8 +71,8 @@ SERVICES: dict[str, Service] = {
             "gateway",
             8080,
             database=False,
-            broker=False,
-            calls=("identity", "catalog", "inventory", "orders", "payments", "notifications"),
+            broker=True,  # the console lists and replays dead letters
+            calls=("identity", "catalog", "inventory", "orders", "payments", "notifications", "psp"),
         ),
     )
 }

@@ -94,7 +94,15 @@ def build_app(
     console = build_console(
         settings, registry=registry, client=client, edge=edge, sampler=console_sampler
     )
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        # Header limits belong to the request handler, which takes them from here (aiohttp's
+        # run_app has no such argument and would drop them).
+        handler_args={
+            "max_field_size": settings.max_header_bytes,
+            "max_line_size": settings.max_header_bytes,
+        },
+    )
 
     async def livez(_: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})

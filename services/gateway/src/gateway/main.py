@@ -16,10 +16,6 @@ def main() -> None:
         print=None,
         access_log=None,
         shutdown_timeout=settings.shutdown_timeout,
-        handler_args={
-            "max_field_size": settings.max_header_bytes,
-            "max_line_size": settings.max_header_bytes,
-        },
     )
 
 
