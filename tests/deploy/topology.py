@@ -72,7 +72,15 @@ SERVICES: dict[str, Service] = {
             8080,
             database=False,
             broker=True,  # the console lists and replays dead letters
-            calls=("identity", "catalog", "inventory", "orders", "payments", "notifications", "psp"),
+            calls=(
+                "identity",
+                "catalog",
+                "inventory",
+                "orders",
+                "payments",
+                "notifications",
+                "psp",
+            ),
         ),
     )
 }
