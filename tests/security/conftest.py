@@ -208,38 +208,80 @@ class Fuzzer:
         scenarios: int = 15,
         steps: int = 8,
         prepare: Callable[[Any], None] | None = None,
+        attempts: int = 6,
     ) -> set[str]:
         """Random walks along the links schemathesis infers (an id one response returns used
         by the next request); raises on the first failure. `prepare(case)` may complete a
         request the way every real client does. Returns the operations on one resource (a
-        path parameter) that answered 2xx, which only a followed link can make."""
-        machine = self.schema.as_state_machine()
+        path parameter) that answered 2xx, which only a followed link can make.
+
+        The application's state outlives each walk (a SKU created by one walk is a 409 in
+        the next), so Hypothesis may find that the same choices led to other rules than
+        before and stop with `FlakyStrategyDefinition`: that says nothing about the service.
+        The walks then go on in another rule order (reproducible: `rule_order_seed` is the
+        attempt) until `scenarios` walks have completed and one reached a resource. A
+        failed check is kept as it happens, so a failure can never hide behind that."""
         checks_for, transport = self.checks_for, self.transport
         reached: set[str] = set()
+        failures: list[BaseException] = []
+        completed = 0
 
-        class Walk(machine):
-            def before_call(self, case: Any) -> None:
-                if prepare is not None:
-                    prepare(case)
+        def walk_class(order: int) -> type:
+            machine = self.schema.as_state_machine()
 
-            def get_call_kwargs(self, case: Any) -> dict[str, Any]:
-                return dict(transport)
+            class Walk(machine):
+                rule_order_seed = order
 
-            def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
-                if 200 <= response.status_code < 300 and "{" in case.operation.path:
-                    reached.add(case.operation.label)
-                case.validate_response(
-                    response,
-                    checks=checks_for(case.operation.label),
-                    transport_kwargs=kwargs or None,
-                    recorder=getattr(self, "recorder", None),
-                )
+                def before_call(self, case: Any) -> None:
+                    if prepare is not None:
+                        prepare(case)
 
-        settings = hypothesis.settings(
-            _settings(scenarios), stateful_step_count=steps, phases=[Phase.generate]
+                def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+                    return dict(transport)
+
+                def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+                    if 200 <= response.status_code < 300 and "{" in case.operation.path:
+                        reached.add(case.operation.label)
+                    try:
+                        case.validate_response(
+                            response,
+                            checks=checks_for(case.operation.label),
+                            transport_kwargs=kwargs or None,
+                            recorder=getattr(self, "recorder", None),
+                        )
+                    except BaseException as failure:
+                        failures.append(failure)
+                        raise
+
+                def teardown(self) -> None:
+                    nonlocal completed
+                    super().teardown()
+                    if not failures:
+                        completed += 1
+
+            return Walk
+
+        flakes: list[str] = []
+        for attempt in range(attempts):
+            settings = hypothesis.settings(
+                _settings(max(scenarios - completed, 3)),
+                stateful_step_count=steps,
+                phases=[Phase.generate],
+            )
+            try:
+                with _services_may_use_the_global_random():
+                    walk_class(attempt).run(settings=settings)
+            except hypothesis.errors.FlakyStrategyDefinition as flaky:
+                if failures:
+                    raise failures[0] from flaky
+                flakes.append(str(flaky).splitlines()[0])
+            if failures:
+                raise failures[0]
+            if completed >= scenarios and reached:
+                return reached
+        assert completed >= scenarios, (
+            f"only {completed} of {scenarios} walks completed in {attempts} attempts: {flakes}"
         )
-        with _services_may_use_the_global_random():
-            Walk.run(settings=settings)
         return reached
 
 

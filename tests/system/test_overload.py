@@ -2,8 +2,8 @@
 
 The sustainable rate is measured first on the same machine: orders arrive open-loop at a
 rate raised by half each 8 s step for as long as the platform keeps up (every order accepted
-and confirmed within 10 s of the step's end); the last such rate is within 2/3 of the
-platform's capacity. Then orders arrive open-loop at three times that rate. Orders' checkout admission sheds what the sagas cannot finish in time (429 with
+and confirmed within 3 s of the step's end); the confirmed orders/s of the last such step is
+the sustainable rate (between 2/3 of the platform's capacity and its capacity). Then orders arrive open-loop at three times that rate. Orders' checkout admission sheds what the sagas cannot finish in time (429 with
 Retry-After, relayed by the gateway), so the platform must: answer the shed requests
 quickly, keep confirming at >= 80% of the sustainable rate, keep every process alive and
 within memory, and end with `mercato check` clean.
@@ -34,7 +34,7 @@ MERCATO = [sys.executable, "-m", "mercato_cli"]
 PASSWORD = "overload correct horse battery"
 SHOPPERS = 48
 STEP_SECONDS = 8.0  # one step of the ramp that finds the sustainable rate
-CATCH_UP_SECONDS = 10.0
+CATCH_UP_SECONDS = 3.0  # a checkout takes well under a second
 OVERLOAD_SECONDS = 30.0
 MAX_RSS_BYTES = 1536 * 2**20
 
@@ -198,9 +198,10 @@ class Shop:
         return {i: found.get(i, "MISSING") for i in ids}
 
 
-async def keeps_up(shop: Shop, rate: float) -> bool:
-    """Whether the platform keeps up with `rate` orders/s for a step: every order accepted,
-    and every checkout finished (CONFIRMED) within a few seconds of the step's end."""
+async def keeps_up(shop: Shop, rate: float) -> float | None:
+    """The checkout throughput (confirmed orders/s, from the step's first order to its last
+    confirmation) when the platform keeps up with `rate` orders/s for a step: every order
+    accepted and confirmed within a few seconds of the step's end. None when it does not."""
     answers = Answers()
     tasks: list[asyncio.Task[str | None]] = []
     started = time.monotonic()
@@ -211,23 +212,27 @@ async def keeps_up(shop: Shop, rate: float) -> bool:
         await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
     await asyncio.gather(*tasks)
     if answers.shed or answers.other:
-        return False
+        return None
     deadline = time.monotonic() + CATCH_UP_SECONDS
     while await shop.unfinished() & set(answers.accepted):
         if time.monotonic() > deadline:
             await shop.settle(answers.accepted)  # let them finish before the next step
-            return False
-        await asyncio.sleep(0.5)
+            return None
+        await asyncio.sleep(0.25)
+    finished = time.monotonic()
     found = await shop.statuses()
-    return all(found.get(order_id) == "CONFIRMED" for order_id in answers.accepted)
+    if not all(found.get(order_id) == "CONFIRMED" for order_id in answers.accepted):
+        return None
+    return len(answers.accepted) / (finished - started)
 
 
 async def sustainable_rate(shop: Shop) -> float:
-    """The highest rate of a ramp (x1.5 a step) that the platform keeps up with: between
-    2/3 of its capacity and its capacity."""
+    """The checkout throughput measured at the highest rate of a ramp (x1.5 a step) that the
+    platform keeps up with. What was confirmed per second, not what was offered: a step
+    whose orders finish only well after it (absorbed as a backlog) does not count."""
     rate, sustained = 2.0, 0.0
-    while rate < 200 and await keeps_up(shop, rate):
-        sustained, rate = rate, rate * 1.5
+    while rate < 200 and (throughput := await keeps_up(shop, rate)) is not None:
+        sustained, rate = throughput, rate * 1.5
     return sustained
 
 
@@ -264,7 +269,7 @@ def test_three_times_the_sustainable_rate_is_shed_fast_and_goodput_holds(
             shop = Shop(platform, session)
             await shop.prepare()
             sustainable = await sustainable_rate(shop)
-            assert sustainable >= 2, "the platform does not keep up with 2 orders/s"
+            assert sustainable >= 1.5, "the platform does not keep up with 2 orders/s"
             answers = Answers()
             peak = await overload(shop, 3 * sustainable, answers)
             final = await shop.settle(answers.accepted)
