@@ -30,13 +30,40 @@ def _admin(sql: str) -> None:
         pool.submit(lambda: asyncio.run(run())).result()
 
 
+class PostgresDatabases:
+    """Makes brand-new PostgreSQL databases and drops them all at `drop_all`."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def new(self, label: str = "test") -> str:
+        """The SQLAlchemy URL (asyncpg driver) of a new, empty database."""
+        name = f"mercato_{label}_{uuid.uuid4().hex[:12]}"
+        _admin(f'CREATE DATABASE "{name}"')
+        self.names.append(name)
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+        return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://")
+
+    def drop_all(self) -> None:
+        while self.names:
+            _admin(f'DROP DATABASE IF EXISTS "{self.names.pop()}" WITH (FORCE)')
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The SQLAlchemy URL of a brand-new PostgreSQL database, dropped afterwards."""
-    name = f"mercato_test_{uuid.uuid4().hex[:12]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    databases = PostgresDatabases()
     try:
-        yield f"{base}/{name}"
+        yield databases.new()
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.drop_all()
+
+
+@pytest.fixture(scope="module")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """As many new PostgreSQL databases as a module's tests make, dropped after the module."""
+    databases = PostgresDatabases()
+    try:
+        yield databases
+    finally:
+        databases.drop_all()
