@@ -49,6 +49,12 @@ class PostgresDatabases:
             _admin(f'DROP DATABASE IF EXISTS "{self.names.pop()}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """The PostgreSQL superuser's URL (asyncpg/libpq form), for tests that make roles."""
+    return POSTGRES_ADMIN_URL
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The SQLAlchemy URL of a brand-new PostgreSQL database, dropped afterwards."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,9 +19,41 @@ from sqlalchemy.ext.asyncio import (
 from chassis._database_metrics import track_pool
 from chassis.tracing import trace_statements
 
-__all__ = ["Database"]
+__all__ = ["Database", "database_unavailable"]
 
 _IMMEDIATE = "mercato_sqlite_begin_immediate"
+
+# asyncpg's errors that mean "no connection to be had now", by name (no import needed).
+_UNAVAILABLE_DRIVER_ERRORS = frozenset(
+    {
+        "TooManyConnectionsError",  # the server's max_connections is reached
+        "CannotConnectNowError",  # starting up or shutting down
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+    }
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached or has no connection to spare
+    (a transient condition to answer with 503 and Retry-After), not a bug or bad data."""
+    if isinstance(error, (sqlalchemy_exc.TimeoutError, sqlalchemy_exc.OperationalError,
+                          sqlalchemy_exc.InterfaceError)):  # fmt: skip
+        return True  # pool exhausted, connection lost, SQLite locked past its timeout
+    if isinstance(error, sqlalchemy_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    cause: BaseException | None = error
+    for _ in range(8):  # the driver's error hides a few causes down
+        if cause is None:
+            return False
+        if isinstance(cause, (ConnectionError, TimeoutError)) or (
+            type(cause).__name__ in _UNAVAILABLE_DRIVER_ERRORS
+        ):
+            return True
+        cause = cause.__cause__ or getattr(cause, "orig", None)
+    return False
 
 
 class Database:
@@ -38,7 +71,8 @@ class Database:
     def __init__(self, url: str | URL, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        options: dict[str, Any] = {"echo": echo}
+        # Statement parameters (card tokens, emails, hashes) never go into errors or logs.
+        options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chassis._database import database_unavailable
 from chassis._http_metrics import IN_FLIGHT, method_label, observe_request
 from chassis._problems import PROBLEM_MEDIA_TYPE, problem_body
 from chassis.resilience import DEADLINE_HEADER, Deadline, deadline_scope
@@ -80,11 +81,13 @@ class ServiceMiddleware:
                 message["headers"] = [*message.get("headers", ()), *response_headers]
             await send(message)
 
-        async def send_problem(code: int, title: str, detail: str) -> None:
+        async def send_problem(
+            code: int, title: str, detail: str, *extra: tuple[bytes, bytes]
+        ) -> None:
             body = problem_body(
                 code, title=title, detail=detail, instance=path, request_id=request_id,
                 slug={400: "invalid-deadline", 413: "payload-too-large", 500: "internal",
-                      504: "deadline-exceeded"}.get(code),
+                      503: "database-unavailable", 504: "deadline-exceeded"}.get(code),
             )  # fmt: skip
             await send_with_id(
                 {
@@ -93,6 +96,7 @@ class ServiceMiddleware:
                     "headers": [
                         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                         (b"content-length", str(len(body)).encode()),
+                        *extra,
                     ],
                 }
             )
@@ -134,8 +138,23 @@ class ServiceMiddleware:
                 await self.app(scope, limited_receive, send_with_id)
         except Exception as error:
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            log.exception("unhandled_error", method=method, path=path)
-            if not response_started:
+            unavailable = database_unavailable(error)
+            if unavailable:  # transient (restarting, out of connections): one line, no trace
+                first_line = str(error).splitlines()[0][:200] if str(error) else ""
+                log.warning("database_unavailable", method=method, path=path,
+                            error=f"{type(error).__name__}: {first_line}")  # fmt: skip
+            else:
+                log.exception("unhandled_error", method=method, path=path)
+            if response_started:
+                pass
+            elif unavailable:
+                await send_problem(
+                    503,
+                    "Service unavailable",
+                    "The service cannot reach its database right now; retry shortly.",
+                    (b"retry-after", b"1"),
+                )
+            else:
                 await send_problem(
                     500,
                     "Internal error",

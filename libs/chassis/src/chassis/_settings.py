@@ -82,6 +82,15 @@ class ServiceSettings(BaseSettings):
         description="share of new traces recorded; a caller's sampling decision is followed",
     )
 
+    db_pool_size: int = Field(
+        5,
+        ge=1,
+        le=100,
+        validation_alias=_shared("DB_POOL_SIZE"),
+        description="PostgreSQL connections kept per instance (as many again may open under "
+        "bursts): keep instances x 2 x this under the server's max_connections",
+    )
+
     host: str = "127.0.0.1"
     advertise_host: str = ""  # the address others reach this instance at; default `host`
     port: int = Field(8000, ge=0, le=65535)

@@ -23,7 +23,7 @@ def migrate(settings: CatalogSettings) -> None:
 
 
 def build_app(settings: CatalogSettings, *, messaging: Messaging | None = None) -> FastAPI:
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
     if messaging is None:
         messaging = Messaging.from_url(settings.broker_url, database=database, service="catalog")
 

@@ -1,5 +1,6 @@
 """One contract for ProductRepository, run against the fake, SQLite and PostgreSQL."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,3 +135,24 @@ async def test_filters_by_category_and_searches_names_case_insensitively(
         ("books", 1),
         ("kitchen", 1),
     ]
+
+
+async def test_two_writers_adding_the_same_new_category_both_commit(
+    uow_factory: UowFactory, request: pytest.FixtureRequest
+) -> None:
+    """Replicas on PostgreSQL may create the same new category at the same moment."""
+    if request.node.callspec.params["uow_factory"] != "postgres":
+        pytest.skip("only PostgreSQL lets two writers' transactions overlap")
+    async with uow_factory() as first, uow_factory() as second:
+        await first.products.ensure_category("garden", "Garden")
+        # The second sees no committed "garden" either, and waits on the first's insert.
+        racing = asyncio.create_task(second.products.ensure_category("garden", "Garden"))
+        await asyncio.sleep(0.2)
+        await first.products.add(product(1, name="Rake", amount=1500, category="garden"))
+        await first.commit()
+        await racing
+        await second.products.add(product(2, name="Hoe", amount=1700, category="garden"))
+        await second.commit()
+    async with uow_factory() as uow:
+        assert [c.slug for c in await uow.products.categories()] == ["garden"]
+        assert (await uow.products.get_by_sku("SKU-2")) is not None

@@ -73,7 +73,7 @@ def build_authority(
 
 async def rotate_keys(settings: IdentitySettings) -> str | None:
     """Force a signing-key rotation now (`python -m identity rotate-keys`): the new kid."""
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
     try:
         key = await handlers.rotate_signing_key(
             SqlIdentityUnitOfWork(database, write=True),
@@ -95,7 +95,7 @@ def build_app(
 ) -> FastAPI:
     """The identity app. Tests inject a fast `hasher` and a `clock`; production uses
     argon2id with the settings' (at least OWASP's) parameters and the wall clock."""
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
     authority = build_authority(settings, hasher=hasher)
     bus = messaging or Messaging.from_url(
         settings.broker_url, database=database, service="identity"

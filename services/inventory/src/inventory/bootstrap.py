@@ -43,7 +43,7 @@ def build_app(
     all started and stopped by its lifespan. Tests inject a `clock`, a `bus` (e.g. an
     `InMemoryMessageBus`) and a `registry`; production builds the bus from
     `MERCATO_BROKER_URL` and the registry from `MERCATO_REGISTRY_URL`."""
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
     if bus is None:
         messaging = Messaging.from_url(settings.broker_url, database=database, service="inventory")
     else:

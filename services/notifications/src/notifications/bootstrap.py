@@ -40,7 +40,7 @@ def build_app(
     """The notifications app. Tests may inject a `bus` (e.g. an `InMemoryMessageBus` to
     publish into), a `clock` and a faster `retry`; by default the bus is the one
     `settings.broker_url` names."""
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
     if bus is None:
         messaging = Messaging.from_url(
             settings.broker_url, database=database, service=settings.service_name

@@ -59,7 +59,7 @@ def build_app(
 ) -> FastAPI:
     """The orders app. Tests may inject the bus, the registry (where catalog is found), a
     fake catalog and a clock; production builds them from the settings."""
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
     registry = registry or registry_from_url(settings.registry_url or "memory://")
     client = ServiceClient(registry, timeout=settings.catalog_timeout)
     catalog = catalog or HttpCatalog(client, timeout=settings.catalog_timeout)

@@ -65,7 +65,7 @@ def build_app(
 ) -> FastAPI:
     """The payments app. Tests inject a `bus` (e.g. in memory), a `registry` or a fake
     `provider`; production builds them from the settings."""
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
     registry = registry or registry_from_url(settings.registry_url or "memory://")
     client = build_psp_client(settings, registry)
     messaging = (

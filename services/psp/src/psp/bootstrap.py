@@ -47,7 +47,7 @@ def build_app(
     faults: FaultInjector | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,8 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -120,11 +122,19 @@ class SqlProductRepository:
         return [_product(row) for row in result.mappings()]
 
     async def ensure_category(self, slug: str, name: str) -> None:
+        # Replicas on PostgreSQL may add the same new category at the same moment: the
+        # second insert does nothing instead of failing its whole transaction.
         exists = await self.session.scalar(
             select(categories.c.slug).where(categories.c.slug == slug)
         )
         if exists is None:
-            await self.session.execute(insert(categories).values(slug=slug, name=name))
+            dialect = self.session.get_bind().dialect.name
+            upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            await self.session.execute(
+                upsert(categories)
+                .values(slug=slug, name=name)
+                .on_conflict_do_nothing(index_elements=[categories.c.slug])
+            )
 
     async def categories(self) -> list[Category]:
         count = func.count(products.c.id)
