@@ -287,6 +287,29 @@ async def test_failed_rows_stay_unsent_and_hold_back_their_subject_only(
     assert attempts == 3
 
 
+async def test_a_failed_row_holds_back_its_subject_across_batches(
+    database: Database, relays: Relays
+) -> None:
+    """Batches follow one another (on SQLite the next is read while one is in flight):
+    a subject whose row failed in one batch has none of its later rows tried in the next."""
+    envelopes = [event(subject, n) for n in range(6) for subject in ("a", "b", "c")]
+    await record(database, envelopes)
+    poisoned = by_subject(envelopes)["a"][1]
+    bus = FakeBus(delay=(0, 0.002))
+    bus.fail_ids[poisoned] = 1
+    relay = relays(database, bus, batch_size=4, backoff_base=60.0, clock=ManualClock())
+
+    while await relay.run_once():
+        pass
+    assert sorted(bus.ids()) == sorted(
+        e.id for e in envelopes if e.subject != "a" or e.id == by_subject(envelopes)["a"][0]
+    )
+    later = by_subject(envelopes)["a"][2:]
+    assert not [i for i in bus.attempts if i in later]  # never tried out of order
+    assert [row["id"] for row in await unsent(database)] == by_subject(envelopes)["a"][1:]
+    assert first_publication_by_subject(bus.acked)["b"] == by_subject(envelopes)["b"]
+
+
 async def test_relay_backs_off_while_the_broker_is_down_and_never_dies(
     database: Database, relays: Relays
 ) -> None:

@@ -50,7 +50,18 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
-from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
@@ -97,6 +108,17 @@ _GAUGE_INTERVAL = 1.0
 
 def _outbox() -> Table:
     return messaging_tables()[0]
+
+
+def _runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7, 8] → [(1, 3), (7, 8)]: the same rows, as inclusive ranges."""
+    runs: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
 
 
 async def record_events(session: AsyncSession, envelopes: Iterable[Envelope]) -> None:
@@ -438,9 +460,12 @@ class OutboxRelay:
     async def _settle(self, session: AsyncSession, done: _Pass) -> None:
         outbox = _outbox()
         if done.sent:
+            # As runs of consecutive seqs (a batch is mostly one run): a short statement,
+            # where thousands of IN parameters cost more to build than the update itself.
+            runs = [outbox.c.seq.between(low, high) for low, high in _runs(done.sent)]
             await session.execute(
                 update(outbox)
-                .where(outbox.c.seq.in_(done.sent))
+                .where(or_(*runs))
                 .values(sent_at=datetime.now(UTC), attempts=outbox.c.attempts + 1)
             )
         if done.failed:
