@@ -98,4 +98,7 @@ async def test_a_database_out_of_connections_is_a_503_until_one_is_free(
 def test_bad_data_and_bugs_are_not_taken_for_an_unavailable_database() -> None:
     assert not database_unavailable(IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not database_unavailable(ValueError("bug"))
+    # Calls to other services time out or are refused too: not the database's doing.
+    assert not database_unavailable(TimeoutError())
+    assert not database_unavailable(ConnectionRefusedError())
     assert database_unavailable(PoolTimeoutError("QueuePool limit reached"))

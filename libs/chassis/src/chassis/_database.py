@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 from chassis._database_metrics import track_pool
 from chassis.tracing import trace_statements
 
-__all__ = ["Database", "database_unavailable"]
+__all__ = ["Database", "DatabaseUnreachableError", "database_unavailable"]
 
 _IMMEDIATE = "mercato_sqlite_begin_immediate"
 
@@ -36,24 +36,41 @@ _UNAVAILABLE_DRIVER_ERRORS = frozenset(
 )
 
 
+class DatabaseUnreachableError(ConnectionError):
+    """No connection to the database server could be opened (refused, unreachable, timed
+    out). The driver raises a bare OSError for these, which says nothing of where it came
+    from; the chassis renames it at connect time."""
+
+
 def database_unavailable(error: BaseException) -> bool:
     """Whether `error` means the database cannot be reached or has no connection to spare
-    (a transient condition to answer with 503 and Retry-After), not a bug or bad data."""
-    if isinstance(error, (sqlalchemy_exc.TimeoutError, sqlalchemy_exc.OperationalError,
+    (a transient condition to answer with 503 and Retry-After), not a bug or bad data.
+    Only errors raised through SQLAlchemy count: a timeout calling another service is not."""
+    if isinstance(error, (DatabaseUnreachableError, sqlalchemy_exc.TimeoutError,
+                          sqlalchemy_exc.OperationalError,
                           sqlalchemy_exc.InterfaceError)):  # fmt: skip
         return True  # pool exhausted, connection lost, SQLite locked past its timeout
-    if isinstance(error, sqlalchemy_exc.DBAPIError) and error.connection_invalidated:
+    if not isinstance(error, sqlalchemy_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
         return True
-    cause: BaseException | None = error
-    for _ in range(8):  # the driver's error hides a few causes down
+    cause: BaseException | None = error.orig
+    for _ in range(8):  # the driver's error may hide a few causes down
         if cause is None:
             return False
         if isinstance(cause, (ConnectionError, TimeoutError)) or (
             type(cause).__name__ in _UNAVAILABLE_DRIVER_ERRORS
         ):
             return True
-        cause = cause.__cause__ or getattr(cause, "orig", None)
+        cause = cause.__cause__
     return False
+
+
+def _name_connect_failures(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as error:
+        raise DatabaseUnreachableError(f"cannot connect to the database: {error}") from error
 
 
 class Database:
@@ -80,6 +97,8 @@ class Database:
         else:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if not self.is_sqlite:
+            event.listen(self.engine.sync_engine, "do_connect", _name_connect_failures)
         system = "sqlite" if self.is_sqlite else "postgresql"
         database = (
             Path(self.url.database).stem

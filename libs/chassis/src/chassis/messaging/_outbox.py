@@ -104,6 +104,7 @@ _log = structlog.get_logger("chassis.messaging")
 # after reading): keeps the statement small when a broker outage fails thousands of subjects.
 _MAX_EXCLUDED = 1000
 _GAUGE_INTERVAL = 1.0
+_MAX_RUNS = 32  # sent rows are marked by up to this many seq ranges, else by an IN list
 
 
 def _outbox() -> Table:
@@ -462,10 +463,16 @@ class OutboxRelay:
         if done.sent:
             # As runs of consecutive seqs (a batch is mostly one run): a short statement,
             # where thousands of IN parameters cost more to build than the update itself.
-            runs = [outbox.c.seq.between(low, high) for low, high in _runs(done.sent)]
+            # Several relays on PostgreSQL interleave their rows: then a plain IN list.
+            runs = _runs(done.sent)
+            rows = (
+                or_(*(outbox.c.seq.between(low, high) for low, high in runs))
+                if len(runs) <= _MAX_RUNS
+                else outbox.c.seq.in_(done.sent)
+            )
             await session.execute(
                 update(outbox)
-                .where(or_(*runs))
+                .where(rows)
                 .values(sent_at=datetime.now(UTC), attempts=outbox.c.attempts + 1)
             )
         if done.failed:
