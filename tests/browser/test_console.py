@@ -185,11 +185,14 @@ def test_an_operator_follows_the_platform_and_injects_faults(
     )
     for service in SERVICES:
         expect(page.locator(f'[data-service="{service}"]')).to_contain_text("1/1 ready")
-    page.get_by_text("Calls and messages as a list").click()
+    # The page redraws every 3 s, but not while the focus is inside it (the list's toggle,
+    # once clicked): so the calls are awaited first, then the list is opened.
     edges = page.get_by_test_id("edge-list")
     expect(edges).to_contain_text(re.compile(r"gateway → orders \(call\) seen \d+×"))
     expect(edges).to_contain_text(re.compile(r"orders → inventory \(message\) seen \d+×"))
     expect(edges).to_contain_text(re.compile(r"payments → psp \(call\) seen \d+×"))
+    page.get_by_text("Calls and messages as a list").click()
+    expect(edges).to_be_visible()
     page.get_by_text("Calls and messages as a list").click()
     expect(page.locator("[data-edge]").first).to_be_attached()
     shop.audit()

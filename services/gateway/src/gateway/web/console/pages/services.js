@@ -41,11 +41,20 @@ function instanceRows(services, self) {
   );
 }
 
+// Whether the operator opened the list: it stays open when the page redraws every 3 s.
+let edgesOpen = false;
+
 function edgeList(edges) {
   const seen = edges.filter((e) => e.seen);
   return h(
     "details",
-    { class: "edges" },
+    {
+      class: "edges",
+      open: edgesOpen,
+      ontoggle: (event) => {
+        edgesOpen = event.target.open;
+      },
+    },
     h("summary", {}, `Calls and messages as a list (${seen.length} seen in traces, ${edges.length} in all)`),
     h(
       "ul",
