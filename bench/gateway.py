@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -47,7 +46,7 @@ from typing import Any
 
 from _wrk import SERVER_CORES, start, wait_ready, wrk
 
-from chassis import InternalTokenCodec, Principal, free_port
+from chassis import InternalTokenCodec, Principal, free_port, terminate
 
 NGINX = os.environ.get("BENCH_NGINX", "/usr/sbin/nginx")
 DURATION = "6s"
@@ -203,13 +202,7 @@ def main() -> None:
             refused = sum(r["errors"] for runs in (*load.values(), *quiet.values()) for r in runs)
             traced = any((folder / "traces").glob("*"))
         finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            terminate(*processes, timeout=30)
 
     def rounds(backend: str, figure: str, proxy: str, other: str, *, ratio: bool) -> list[float]:
         runs = load if ratio else quiet

@@ -5,47 +5,22 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from chassis import InternalTokenCodec, Principal, free_port
+from mercato_cli.local import LocalPlatform
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-MERCATO = [sys.executable, "-m", "mercato_cli"]
 PASSWORD = "correct horse battery staple"
 
 
-@dataclass
-class Platform:
-    base: str
-    data_dir: Path
-
-    def mercato(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*MERCATO, "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-
-    def status(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = json.loads(self.mercato("status", "--json").stdout or "[]")
-        return rows
-
-    def url_of(self, service: str) -> str:
-        return next(r["url"] for r in self.status() if r["service"] == service)
-
-    def internal_admin(self) -> dict[str, str]:
-        secret = (self.data_dir / "secrets" / "internal_secret").read_text().strip()
-        token = InternalTokenCodec(secret.encode()).issue(Principal("ops", frozenset({"admin"})))
-        return {"x-mercato-principal": token}
-
+class Platform(LocalPlatform):
     def check(self) -> dict[str, Any]:
         deadline = time.monotonic() + 60
         while True:
@@ -60,38 +35,17 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("checkout") / "data"
-    port = free_port()
     # No shedding here (the overload tests cover it): these scenarios are about correctness
     # under concurrency and crashes, and want every order taken.
     env = {**os.environ, "GATEWAY_RATE_LIMIT_PER_SECOND": "100000",
            "GATEWAY_RATE_LIMIT_BURST": "100000", "ORDERS_CHECKOUT_FLOOR": "100000"}  # fmt: skip
-    process = subprocess.Popen(
-        [*MERCATO, "--data-dir", str(data_dir), "up", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    platform = Platform(f"http://127.0.0.1:{port}", data_dir)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            rows = platform.status()
-            if len(rows) >= 8 and all(r["ready"] for r in rows):
-                break
-            time.sleep(0.3)
-        else:
-            raise AssertionError("platform not ready")
-        for _ in range(200):
+    with Platform(data_dir, env=env).start(timeout=120) as platform:
+        for _ in range(200):  # the demo catalog, loaded once everything is ready
             listing = httpx.get(f"{platform.base}/api/v1/products", params={"limit": 100})
             if listing.status_code == 200 and len(listing.json()["items"]) >= 50:
                 break
             time.sleep(0.2)
         yield platform
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 def shopper(base: str) -> dict[str, str]:
@@ -289,8 +243,7 @@ def test_a_psp_timeout_after_charging_is_neither_lost_nor_doubled(platform: Plat
         "timeout_seconds": 7,
     }
     assert (
-        httpx.put(f"{psp}/v1/_faults", json=knobs, headers=platform.internal_admin()).status_code
-        == 200
+        httpx.put(f"{psp}/v1/_faults", json=knobs, headers=platform.internal()).status_code == 200
     )
     try:
         who = shopper(base)
@@ -303,8 +256,8 @@ def test_a_psp_timeout_after_charging_is_neither_lost_nor_doubled(platform: Plat
             "timeout_after_charge_rate": 0,
             "timeout_seconds": 7,
         }
-        httpx.put(f"{psp}/v1/_faults", json=calm, headers=platform.internal_admin())
-    charges = httpx.get(f"{psp}/internal/audit/charges", headers=platform.internal_admin()).json()
+        httpx.put(f"{psp}/v1/_faults", json=calm, headers=platform.internal())
+    charges = httpx.get(f"{psp}/internal/audit/charges", headers=platform.internal()).json()
     mine = [c for c in charges["items"] if c["reference"] == order["id"]]
     # Every psp answer is held past payments' timeout, so the saga may give up (and void)
     # or get through on reconciliation; either way there is exactly one authorization, and

@@ -24,7 +24,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,12 @@ import nats
 import pytest
 from sqlalchemy import text
 
-from chassis import Database, EmbeddedNatsServer, InternalTokenCodec, Principal, free_port
+from chassis import Database, EmbeddedNatsServer
 from chassis.messaging import Envelope, bus_from_url
+from mercato_cli.local import LocalPlatform
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-MERCATO = [sys.executable, "-m", "mercato_cli"]
 WORKER = [sys.executable, str(Path(__file__).with_name("messaging_worker.py"))]
 TYPE = "crashtest.change.made.v1"
 PASSWORD = "correct horse battery staple"
@@ -156,26 +155,9 @@ async def test_a_consumer_paused_past_its_ack_wait_is_redelivered_and_applied_on
 # -- on a running platform -----------------------------------------------------------------
 
 
-@dataclass
-class Platform:
-    base: str
-    data_dir: Path
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads((self.data_dir / "run" / "state.json").read_text())
-        return state
-
+class Platform(LocalPlatform):
     def processes(self, service: str) -> list[dict[str, Any]]:
         return [i for i in self.state()["instances"] if i["service"] == service]
-
-    def admin(self) -> dict[str, str]:
-        secret = (self.data_dir / "secrets" / "internal_secret").read_text().strip()
-        token = InternalTokenCodec(secret.encode()).issue(Principal("ops", frozenset({"admin"})))
-        return {"x-mercato-principal": token}
-
-    def mercato(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*MERCATO, "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
     def ready(self) -> bool:
         """Every instance of the state file answers /readyz (what `mercato status` asks)."""
@@ -205,7 +187,7 @@ class Platform:
         orders = self.processes("orders")[0]["url"]
         try:
             answer = httpx.get(f"{orders}/internal/sagas", params={"order_id": order_id},
-                               headers=self.admin(), timeout=5)  # fmt: skip
+                               headers=self.internal(), timeout=5)  # fmt: skip
         except httpx.TransportError:
             return None
         items = answer.json().get("items", []) if answer.status_code == 200 else []
@@ -215,35 +197,17 @@ class Platform:
         body = {"latency_ms": 0, "error_rate": 0, "timeout_after_charge_rate": 0,
                 "timeout_seconds": 7, **knobs}  # fmt: skip
         for psp in self.processes("psp"):
-            answer = httpx.put(f"{psp['url']}/v1/_faults", json=body, headers=self.admin())
+            answer = httpx.put(f"{psp['url']}/v1/_faults", json=body, headers=self.internal())
             assert answer.status_code == 200, answer.text
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("faults") / "data"
-    port = free_port()
     env = {**os.environ, "GATEWAY_RATE_LIMIT_PER_SECOND": "100000",
            "GATEWAY_RATE_LIMIT_BURST": "100000"}  # fmt: skip
-    process = subprocess.Popen(
-        [*MERCATO, "--data-dir", str(data_dir), "up", "--port", str(port), "--no-seed",
-         "--ready-timeout", "180"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    platform = Platform(f"http://127.0.0.1:{port}", data_dir)
-    try:
-        deadline = time.monotonic() + 180
-        while not ((data_dir / "run" / "state.json").exists() and platform.ready()):
-            assert time.monotonic() < deadline and process.poll() is None, "not ready"
-            time.sleep(0.5)
+    with Platform(data_dir, args=["--no-seed"], env=env).start(timeout=180) as platform:
         yield platform
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def shopper(base: str) -> dict[str, str]:

@@ -17,7 +17,6 @@ import asyncio
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import IO
 import httpx
 import pytest
 
-from chassis import EmbeddedNatsServer
+from chassis import EmbeddedNatsServer, terminate
 from mercato_cli.services import registered_instances
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -185,14 +184,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             time.sleep(0.5)
         yield cluster
     finally:
-        for process in processes:  # `ip netns exec` execs the service: the pid is its own
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # `ip netns exec` execs the service: each pid is the service's own.
+        terminate(*processes, timeout=30)
         for log in logs:
             log.close()
         if nats is not None:

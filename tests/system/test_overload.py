@@ -13,24 +13,19 @@ Gateway limits stay at their defaults (a realistic per-client rate limit).
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
-from chassis import InternalTokenCodec, Principal, free_port
+from mercato_cli.local import LocalPlatform
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-MERCATO = [sys.executable, "-m", "mercato_cli"]
 PASSWORD = "overload correct horse battery"
 SHOPPERS = 48
 STEP_SECONDS = 8.0  # one step of the ramp that finds the sustainable rate
@@ -39,51 +34,11 @@ OVERLOAD_SECONDS = 30.0
 MAX_RSS_BYTES = 1536 * 2**20
 
 
-@dataclass
-class Platform:
-    base: str
-    data_dir: Path
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads((self.data_dir / "run" / "state.json").read_text())
-        return state
-
-    def admin(self) -> dict[str, str]:
-        secret = (self.data_dir / "secrets" / "internal_secret").read_text().strip()
-        token = InternalTokenCodec(secret.encode()).issue(Principal("ops", frozenset({"admin"})))
-        return {"x-mercato-principal": token}
-
-    def mercato(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*MERCATO, "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
     data_dir = tmp_path_factory.mktemp("overload") / "data"
-    port = free_port()
-    process = subprocess.Popen(
-        [*MERCATO, "--data-dir", str(data_dir), "up", "--port", str(port), "--no-seed",
-         "--ready-timeout", "180"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    platform = Platform(f"http://127.0.0.1:{port}", data_dir)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            rows = json.loads(platform.mercato("status", "--json").stdout or "[]")
-            if len(rows) >= 8 and all(r["ready"] for r in rows):
-                break
-            assert time.monotonic() < deadline and process.poll() is None, "not ready"
-            time.sleep(0.5)
+    with LocalPlatform(data_dir, args=["--no-seed"]).start(timeout=180) as platform:
         yield platform
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass
@@ -94,7 +49,7 @@ class Answers:
 
 
 class Shop:
-    def __init__(self, platform: Platform, session: aiohttp.ClientSession) -> None:
+    def __init__(self, platform: LocalPlatform, session: aiohttp.ClientSession) -> None:
         self.platform = platform
         self.session = session
         self.shoppers: list[dict[str, str]] = []
@@ -166,7 +121,7 @@ class Shop:
     async def statuses(self) -> dict[str, str]:
         """Every order's status (orders' audit: one large answer, so not polled)."""
         async with self.session.get(f"{self._orders_url()}/internal/audit/orders",
-                                    headers=self.platform.admin()) as answer:  # fmt: skip
+                                    headers=self.platform.internal()) as answer:  # fmt: skip
             return {o["id"]: o["status"] for o in (await answer.json())["items"]}
 
     async def unfinished(self) -> set[str]:
@@ -181,7 +136,7 @@ class Shop:
                     **({"cursor": cursor} if cursor else {}),
                 }
                 async with self.session.get(f"{self._orders_url()}/internal/sagas", params=params,
-                                            headers=self.platform.admin()) as answer:  # fmt: skip
+                                            headers=self.platform.internal()) as answer:  # fmt: skip
                     page = await answer.json()
                 found |= {saga["correlation_id"] for saga in page["items"]}
                 cursor = page.get("next_cursor")
@@ -261,7 +216,7 @@ async def overload(shop: Shop, rate: float, answers: Answers) -> int:
 
 
 def test_three_times_the_sustainable_rate_is_shed_fast_and_goodput_holds(
-    platform: Platform,
+    platform: LocalPlatform,
 ) -> None:
     async def run() -> tuple[float, float, Answers, dict[str, str], int]:
         timeout = aiohttp.ClientTimeout(total=30)

@@ -20,15 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -36,11 +31,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chassis import free_port
+from mercato_cli.local import LocalPlatform
 
 pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.integration]
 
-MERCATO = [sys.executable, "-m", "mercato_cli"]
 PASSWORD = "scale out correct horse battery"
 WITH_DATABASE = ["catalog", "identity", "inventory", "orders", "payments", "notifications", "psp"]
 SERVICES = [*WITH_DATABASE, "gateway"]
@@ -50,23 +44,9 @@ ORDERS = 72
 QUIET_ROUTES = {"/livez", "/readyz", "/metrics"}
 
 
-@dataclass
-class Platform:
+class Platform(LocalPlatform):
     gateways: list[str]
-    data_dir: Path
     databases: dict[str, str]  # service → asyncpg DSN of its own database
-
-    def mercato(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*MERCATO, "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-
-    def status(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = json.loads(self.mercato("status", "--json").stdout or "[]")
-        return rows
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads((self.data_dir / "run" / "state.json").read_text())
-        return state
 
 
 @pytest.fixture(scope="module")
@@ -83,34 +63,15 @@ def platform(
     }
     for service, url in urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url
-    data_dir = tmp_path_factory.mktemp("scale-out") / "data"
-    port = free_port()
     replicas = ",".join(f"{service}={REPLICAS}" for service in SERVICES)
-    process = subprocess.Popen(
-        [*MERCATO, "--data-dir", str(data_dir), "up", "--port", str(port), "--no-seed",
-         "--replicas", replicas, "--ready-timeout", "300"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    dsns = {s: url.replace("postgresql+asyncpg://", "postgresql://") for s, url in urls.items()}
-    platform = Platform([], data_dir, dsns)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            rows = platform.status()
-            if len(rows) == len(SERVICES) * REPLICAS and all(r["ready"] for r in rows):
-                break
-            assert process.poll() is None, "mercato up exited"
-            assert time.monotonic() < deadline, f"not ready: {rows}"
-            time.sleep(1)
-        platform.gateways = [r["url"] for r in rows if r["service"] == "gateway"]
+    platform = Platform(tmp_path_factory.mktemp("scale-out") / "data", env=env,
+                        args=["--no-seed", "--replicas", replicas])  # fmt: skip
+    platform.databases = {
+        s: url.replace("postgresql+asyncpg://", "postgresql://") for s, url in urls.items()
+    }
+    with platform.start(instances=len(SERVICES) * REPLICAS, timeout=300):
+        platform.gateways = [r["url"] for r in platform.status() if r["service"] == "gateway"]
         yield platform
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- what the instances say about themselves -------------------------------------------------

@@ -20,7 +20,7 @@ from chassis._migrations import find_migrations, run_alembic_env, upgrade_databa
 from chassis._observability import configure_observability
 from chassis._pagination import Page, decode_cursor, encode_cursor
 from chassis._problems import PROBLEM_MEDIA_TYPE, problem_body, problem_response
-from chassis._processes import die_with_parent
+from chassis._processes import die_with_parent, terminate
 from chassis._server import serve
 from chassis._settings import Environment, ServiceSettings, load_settings, load_settings_or_exit
 from chassis._types import CurrencyCode, Money, SafeText, SingleLine, clean_text
@@ -65,5 +65,6 @@ __all__ = [
     "require_role",
     "run_alembic_env",
     "serve",
+    "terminate",
     "upgrade_database",
 ]

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from chassis._processes import die_with_parent
+from chassis._processes import die_with_parent, terminate
 
 __all__ = ["EmbeddedNatsServer", "find_nats_server", "free_port"]
 
@@ -138,14 +138,8 @@ class EmbeddedNatsServer:
 
     def stop(self, *, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, timeout=timeout)
 
     def kill(self) -> None:
         """SIGKILL: the broker dies without a goodbye (for fault tests)."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import subprocess
 import sys
+import time
 
-__all__ = ["die_with_parent"]
+__all__ = ["die_with_parent", "terminate"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -20,3 +22,18 @@ def die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def terminate(*processes: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float) -> None:
+    """Stop child processes as Ctrl-C or an orchestrator would: SIGTERM to all of them at
+    once, up to `timeout` seconds in all for them to exit, then SIGKILL for the rest."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
