@@ -50,17 +50,24 @@ class LocalPlatform:
         """Run `mercato up` and wait until `instances` instances are all ready."""
         self.process = subprocess.Popen(
             [*MERCATO, "--data-dir", str(self.data_dir), "up", "--port", str(self.port),
-             "--ready-timeout", str(int(timeout)), *self._args],
+             "--ready-timeout", str(int(timeout) + 60), *self._args],
             stdout=self._output, stderr=subprocess.STDOUT, env=self._env,
         )  # fmt: skip
+        try:
+            self._wait_ready(self.process, instances, timeout)
+        except BaseException:
+            self.stop()  # nothing is left running behind a platform that did not start
+            raise
+        return self
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], instances: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        rows: list[dict[str, Any]] = []
         while True:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"mercato up exited; logs in {self.data_dir / 'logs'}")
             rows = self.status()
             if len(rows) >= instances and all(row["ready"] for row in rows):
-                return self
+                return
             if time.monotonic() > deadline:
                 waiting = [row["instance"] for row in rows if not row["ready"]]
                 raise RuntimeError(
