@@ -123,6 +123,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             if listing.status_code == 200 and len(listing.json()["items"]) >= 50:
                 break
             time.sleep(0.2)
+        # Inventory makes each product's stock from catalog's event, a moment later.
+        skus = [product["sku"] for product in listing.json()["items"]]
+        for _ in range(300):
+            answer = httpx.get(f"{platform.base}/api/v1/inventory/availability",
+                               params={"skus": ",".join(skus)})  # fmt: skip
+            items = answer.json().get("items", []) if answer.status_code == 200 else []
+            if len(items) == len(skus) and all(item["in_stock"] for item in items):
+                break
+            time.sleep(0.2)
         yield platform
     finally:
         process.send_signal(signal.SIGTERM)

@@ -195,6 +195,13 @@ def test_one_checkout_is_one_trace_across_every_service(
     base = platform.base
     who, access_token = shopper(base)
     product = httpx.get(f"{base}/api/v1/products", params={"limit": 1}).json()["items"][0]
+
+    def in_stock() -> bool:  # the demo catalog's stock is still being loaded at first
+        answer = httpx.get(f"{base}/api/v1/inventory/availability",
+                           params={"skus": product["sku"]})  # fmt: skip
+        return answer.status_code == 200 and any(i["in_stock"] for i in answer.json()["items"])
+
+    wait_for(in_stock, f"stock of {product['sku']}")
     placed = httpx.post(
         f"{base}/api/v1/orders",
         json={"items": [{"product_id": product["id"], "quantity": 1}], "payment_token": "tok_visa"},
@@ -304,8 +311,12 @@ def test_an_error_answer_leads_to_its_trace(platform: Platform) -> None:
 
     def drawn() -> subprocess.CompletedProcess[str] | None:
         result = platform.mercato("trace", problem["trace_id"])
-        return result if result.returncode == 0 and "orders" in result.stdout else None
+        # Each process writes its spans about every second: wait for catalog's too (orders
+        # asked catalog about the product before refusing the order).
+        whole = result.returncode == 0 and all(
+            part in result.stdout for part in ("POST /api/v1/orders", "orders", "catalog")
+        )
+        return result if whole else None
 
-    waterfall = wait_for(drawn, "the failed request's trace")
-    assert "POST /api/v1/orders" in waterfall.stdout
-    assert "catalog" in waterfall.stdout  # orders asked catalog about the product
+    waterfall = wait_for(drawn, "the failed request's trace, from gateway to catalog")
+    assert "GET /api/v1/products/{product_id}" in waterfall.stdout
